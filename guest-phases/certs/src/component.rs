@@ -1,17 +1,18 @@
-//! The wasm glue: ask the host what exists, decide with the pure functions, then generate every
-//! needed key at once (the host generates them in parallel) before creating and signing.
+//! The wasm glue: ask the host what exists and decide with the pure functions, requesting a key
+//! for each certificate that needs one as soon as that is decided; only then create and sign, so
+//! the host has generated all keys in parallel.
 
 use std::collections::HashMap;
 
-use kubeforge_sdk::pki::{self, Authority, PrivateKey};
+use kubeforge_sdk::pki::{self, Authority, KeyAlgorithm, PrivateKey};
 use kubeforge_sdk::{
     CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
     SubPhase, fs, info, selects, warn,
 };
 
 use crate::{
-    CERTIFICATES, CaStatus, CertDef, ExistingLeaf, LeafAction, SERVICE_ACCOUNT, authority,
-    certificate_specs, check_sub_phase, leaf_action, serving_line, sub_phases,
+    CERTIFICATES, CaStatus, CertDef, ExistingLeaf, Identity, LeafAction, SERVICE_ACCOUNT,
+    authority, certificate_specs, check_sub_phase, leaf_action, serving_line, sub_phases,
 };
 
 const PKI: &str = "pki";
@@ -19,24 +20,22 @@ const CERT_MODE: u32 = 0o644;
 
 struct Component;
 
-/// One step of the run, in kubeadm's order; `needs_key` steps get a fresh key before any runs.
+/// One decided step of the run, in kubeadm's order; steps that create something hold the key
+/// requested for it.
 enum Step {
-    SkipForExternalEtcd(&'static crate::Identity),
-    ReuseCa(&'static crate::Identity, bool),
-    CreateCa(CertDef),
-    ReuseLeaf(&'static crate::Identity),
-    IssueLeaf(CertDef),
-    ReuseServiceAccount { public_key_missing: bool, key: PrivateKey },
-    CreateServiceAccount,
-}
-
-impl Step {
-    fn needs_key(&self) -> bool {
-        matches!(
-            self,
-            Step::CreateCa(_) | Step::IssueLeaf(_) | Step::CreateServiceAccount
-        )
-    }
+    SkipForExternalEtcd(&'static Identity),
+    ReuseCa {
+        identity: &'static Identity,
+        has_key: bool,
+    },
+    CreateCa(CertDef, PrivateKey),
+    ReuseLeaf(&'static Identity),
+    IssueLeaf(CertDef, PrivateKey),
+    ReuseServiceAccount {
+        public_key_missing: bool,
+        key: PrivateKey,
+    },
+    CreateServiceAccount(PrivateKey),
 }
 
 impl Guest for Component {
@@ -77,7 +76,11 @@ impl Guest for Component {
         let defs = certificate_specs(&config)?;
 
         if matches!(sub_phase, None | Some("all")) {
-            let dir = config.cluster.certificates_dir.as_deref().unwrap_or_default();
+            let dir = config
+                .cluster
+                .certificates_dir
+                .as_deref()
+                .unwrap_or_default();
             info(format!("[certs] Using certificateDir folder {dir:?}"));
         }
 
@@ -91,7 +94,7 @@ impl Guest for Component {
             for warning in &def.warnings {
                 warn(warning);
             }
-            steps.push(observe(def, &mut authorities, &steps)?);
+            steps.push(observe(def, algorithm, &mut authorities, &steps)?);
         }
         if selects(sub_phase, SERVICE_ACCOUNT) {
             steps.push(match PrivateKey::load(PKI, "sa.key")? {
@@ -99,18 +102,12 @@ impl Guest for Component {
                     public_key_missing: fs::read(PKI, "sa.pub")?.is_none(),
                     key,
                 },
-                None => Step::CreateServiceAccount,
+                None => Step::CreateServiceAccount(PrivateKey::generate(algorithm)),
             });
         }
 
-        // Every key is requested before the first is used, so the host generates them in
-        // parallel; steps that reuse files request none.
-        let keys: Vec<Option<PrivateKey>> = steps
-            .iter()
-            .map(|step| step.needs_key().then(|| PrivateKey::generate(algorithm)))
-            .collect();
-        for (step, key) in steps.into_iter().zip(keys) {
-            execute(step, key, &mut authorities)?;
+        for step in steps {
+            execute(step, &mut authorities)?;
         }
 
         let ca = match authorities.remove("ca") {
@@ -131,6 +128,7 @@ impl Guest for Component {
 /// Reads what exists for one certificate and decides what to do with it.
 fn observe(
     def: &CertDef,
+    algorithm: KeyAlgorithm,
     authorities: &mut HashMap<&'static str, Authority>,
     earlier: &[Step],
 ) -> Result<Step, PhaseError> {
@@ -141,15 +139,15 @@ fn observe(
             Some(ca) => {
                 let has_key = ca.has_key();
                 authorities.insert(identity.name, ca);
-                Step::ReuseCa(identity, has_key)
+                Step::ReuseCa { identity, has_key }
             }
-            None => Step::CreateCa(def.clone()),
+            None => Step::CreateCa(def.clone(), PrivateKey::generate(algorithm)),
         });
     };
 
     let ca_created_now = earlier
         .iter()
-        .any(|step| matches!(step, Step::CreateCa(ca) if ca.identity.name == issuer));
+        .any(|step| matches!(step, Step::CreateCa(ca, _) if ca.identity.name == issuer));
     let ca_status = if ca_created_now {
         CaStatus::New
     } else {
@@ -188,16 +186,14 @@ fn observe(
     };
     Ok(match leaf_action(identity, &existing, ca_status)? {
         LeafAction::Reuse => Step::ReuseLeaf(identity),
-        LeafAction::Generate => Step::IssueLeaf(def.clone()),
+        LeafAction::Generate => Step::IssueLeaf(def.clone(), PrivateKey::generate(algorithm)),
     })
 }
 
 fn execute(
     step: Step,
-    key: Option<PrivateKey>,
     authorities: &mut HashMap<&'static str, Authority>,
 ) -> Result<(), PhaseError> {
-    let new_key = || key.ok_or_else(|| kubeforge_sdk::failed("certs: a step lost its key"));
     match step {
         Step::SkipForExternalEtcd(identity) => {
             let what = match identity.issuer {
@@ -209,15 +205,14 @@ fn execute(
                 identity.base_name
             ));
         }
-        Step::ReuseCa(identity, has_key) => {
+        Step::ReuseCa { identity, has_key } => {
             let keyless = if has_key { "" } else { " keyless" };
             info(format!(
                 "[certs] Using existing {}{keyless} certificate authority",
                 identity.base_name
             ));
         }
-        Step::CreateCa(def) => {
-            let key = new_key()?;
+        Step::CreateCa(def, key) => {
             info(format!(
                 "[certs] Generating {:?} certificate and key",
                 def.identity.base_name
@@ -231,8 +226,7 @@ fn execute(
                 identity.base_name
             ));
         }
-        Step::IssueLeaf(def) => {
-            let key = new_key()?;
+        Step::IssueLeaf(def, key) => {
             let base = def.identity.base_name;
             info(format!("[certs] Generating {base:?} certificate and key"));
             let issuer = def.identity.issuer.and_then(authority).map(|ca| ca.name);
@@ -252,14 +246,15 @@ fn execute(
             public_key_missing,
             key,
         } => {
-            info(format!("[certs] Using the existing {SERVICE_ACCOUNT:?} key"));
+            info(format!(
+                "[certs] Using the existing {SERVICE_ACCOUNT:?} key"
+            ));
             // Only an interrupted run leaves sa.key without sa.pub; derive it again.
             if public_key_missing {
                 write_public_key(&key)?;
             }
         }
-        Step::CreateServiceAccount => {
-            let key = new_key()?;
+        Step::CreateServiceAccount(key) => {
             info(format!(
                 "[certs] Generating {SERVICE_ACCOUNT:?} key and public key"
             ));

@@ -348,7 +348,10 @@ fn node_name(cfg: &EffectiveConfig) -> Result<&str, PhaseError> {
 
 fn advertise_address(cfg: &EffectiveConfig) -> Result<IpAddr, PhaseError> {
     let field = "localAPIEndpoint.advertiseAddress";
-    let address = required(cfg.init.local_api_endpoint.advertise_address.as_deref(), field)?;
+    let address = required(
+        cfg.init.local_api_endpoint.advertise_address.as_deref(),
+        field,
+    )?;
     address.parse().map_err(|_| {
         invalid(
             field,
@@ -436,7 +439,12 @@ pub fn leaf_action(
 pub fn sub_phases() -> Vec<(&'static str, String)> {
     CERTIFICATES
         .iter()
-        .map(|identity| (identity.name, format!("Generate the {}", identity.long_name)))
+        .map(|identity| {
+            (
+                identity.name,
+                format!("Generate the {}", identity.long_name),
+            )
+        })
         .chain([(SERVICE_ACCOUNT, SERVICE_ACCOUNT_DESCRIPTION.to_string())])
         .collect()
 }

@@ -77,19 +77,39 @@ fn default_config_yields_kubeadms_ten_certificates_in_order() {
         [
             ("ca", "ca", None),
             ("apiserver", "apiserver", Some("ca")),
-            ("apiserver-kubelet-client", "apiserver-kubelet-client", Some("ca")),
+            (
+                "apiserver-kubelet-client",
+                "apiserver-kubelet-client",
+                Some("ca")
+            ),
             ("front-proxy-ca", "front-proxy-ca", None),
-            ("front-proxy-client", "front-proxy-client", Some("front-proxy-ca")),
+            (
+                "front-proxy-client",
+                "front-proxy-client",
+                Some("front-proxy-ca")
+            ),
             ("etcd-ca", "etcd/ca", None),
             ("etcd-server", "etcd/server", Some("etcd-ca")),
             ("etcd-peer", "etcd/peer", Some("etcd-ca")),
-            ("etcd-healthcheck-client", "etcd/healthcheck-client", Some("etcd-ca")),
-            ("apiserver-etcd-client", "apiserver-etcd-client", Some("etcd-ca")),
+            (
+                "etcd-healthcheck-client",
+                "etcd/healthcheck-client",
+                Some("etcd-ca")
+            ),
+            (
+                "apiserver-etcd-client",
+                "apiserver-etcd-client",
+                Some("etcd-ca")
+            ),
         ]
     );
     assert!(defs.iter().all(|def| def.warnings.is_empty()));
 
-    assert_spec(&defs, "ca", ("kubernetes", &[], &["kubernetes"], &[], &[], TEN_YEARS));
+    assert_spec(
+        &defs,
+        "ca",
+        ("kubernetes", &[], &["kubernetes"], &[], &[], TEN_YEARS),
+    );
     assert_spec(
         &defs,
         "apiserver",
@@ -123,14 +143,25 @@ fn default_config_yields_kubeadms_ten_certificates_in_order() {
     assert_spec(
         &defs,
         "front-proxy-ca",
-        ("front-proxy-ca", &[], &["front-proxy-ca"], &[], &[], TEN_YEARS),
+        (
+            "front-proxy-ca",
+            &[],
+            &["front-proxy-ca"],
+            &[],
+            &[],
+            TEN_YEARS,
+        ),
     );
     assert_spec(
         &defs,
         "front-proxy-client",
         ("front-proxy-client", &[], &[], &[], &[ClientAuth], YEAR),
     );
-    assert_spec(&defs, "etcd-ca", ("etcd-ca", &[], &["etcd-ca"], &[], &[], TEN_YEARS));
+    assert_spec(
+        &defs,
+        "etcd-ca",
+        ("etcd-ca", &[], &["etcd-ca"], &[], &[], TEN_YEARS),
+    );
     for name in ["etcd-server", "etcd-peer"] {
         assert_spec(
             &defs,
@@ -148,12 +179,26 @@ fn default_config_yields_kubeadms_ten_certificates_in_order() {
     assert_spec(
         &defs,
         "etcd-healthcheck-client",
-        ("kube-etcd-healthcheck-client", &[], &[], &[], &[ClientAuth], YEAR),
+        (
+            "kube-etcd-healthcheck-client",
+            &[],
+            &[],
+            &[],
+            &[ClientAuth],
+            YEAR,
+        ),
     );
     assert_spec(
         &defs,
         "apiserver-etcd-client",
-        ("kube-apiserver-etcd-client", &[], &[], &[], &[ClientAuth], YEAR),
+        (
+            "kube-apiserver-etcd-client",
+            &[],
+            &[],
+            &[],
+            &[ClientAuth],
+            YEAR,
+        ),
     );
 }
 
@@ -181,7 +226,10 @@ fn custom_networking_endpoint_and_sans_follow_kubeadms_rules() {
     });
     let defs = certificate_specs(&cfg).unwrap();
 
-    let apiserver = defs.iter().find(|d| d.identity.name == "apiserver").unwrap();
+    let apiserver = defs
+        .iter()
+        .find(|d| d.identity.name == "apiserver")
+        .unwrap();
     // DNS names end up sorted and deduplicated, IPs deduplicated in insertion order.
     assert_eq!(
         apiserver.spec.dns_names,
@@ -202,11 +250,16 @@ fn custom_networking_endpoint_and_sans_follow_kubeadms_rules() {
     );
     assert_eq!(
         apiserver.warnings,
-        ["[certificates] WARNING: 'Not_A_Name!' was not added to the 'apiserver.crt' SAN, \
-          because it is not a valid IP or RFC-1123 compliant DNS entry"]
+        [
+            "[certificates] WARNING: 'Not_A_Name!' was not added to the 'apiserver.crt' SAN, \
+          because it is not a valid IP or RFC-1123 compliant DNS entry"
+        ]
     );
 
-    let server = defs.iter().find(|d| d.identity.name == "etcd-server").unwrap();
+    let server = defs
+        .iter()
+        .find(|d| d.identity.name == "etcd-server")
+        .unwrap();
     assert_eq!(
         server.spec.dns_names,
         strings(&["cp-1", "etcd.example.com", "localhost"])
@@ -217,8 +270,10 @@ fn custom_networking_endpoint_and_sans_follow_kubeadms_rules() {
     );
     assert_eq!(
         server.warnings,
-        ["[certificates] WARNING: 'bad name' was not added to the 'etcd/server.crt' SAN, \
-          because it is not a valid IP or RFC-1123 compliant DNS entry"]
+        [
+            "[certificates] WARNING: 'bad name' was not added to the 'etcd/server.crt' SAN, \
+          because it is not a valid IP or RFC-1123 compliant DNS entry"
+        ]
     );
     let peer = spec(&defs, "etcd-peer");
     assert_eq!(peer.dns_names, strings(&["cp-1", "localhost"]));
@@ -375,7 +430,8 @@ fn leaf_actions_reuse_issue_or_refuse() {
     let etcd_server = &CERTIFICATES[6];
     match leaf_action(etcd_server, &NotSignedByCa("no".into()), WithKey) {
         Err(PhaseError::Conflict(message)) => assert!(
-            message.starts_with("certificate etcd/server is not signed by corresponding CA etcd/ca")
+            message
+                .starts_with("certificate etcd/server is not signed by corresponding CA etcd/ca")
         ),
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -405,7 +461,10 @@ fn sub_phases_have_kubeadms_names_and_descriptions() {
         phases[0].1,
         "Generate the self-signed Kubernetes CA to provision identities for other Kubernetes components"
     );
-    assert_eq!(phases[1].1, "Generate the certificate for serving the Kubernetes API");
+    assert_eq!(
+        phases[1].1,
+        "Generate the certificate for serving the Kubernetes API"
+    );
     assert_eq!(
         phases[10].1,
         "Generate a private key for signing service account tokens along with its public key"

@@ -69,7 +69,10 @@ mod tests {
     fn validity_defaults_to_kubeadm_periods_and_rejects_non_positive() {
         let mut config = EffectiveConfig::default();
         assert_eq!(certificate_validity_seconds(&config).ok(), Some(31_536_000));
-        assert_eq!(ca_certificate_validity_seconds(&config).ok(), Some(315_360_000));
+        assert_eq!(
+            ca_certificate_validity_seconds(&config).ok(),
+            Some(315_360_000)
+        );
         config.cluster.certificate_validity_period = Some(Duration::from_hours(48));
         assert_eq!(certificate_validity_seconds(&config).ok(), Some(172_800));
         config.cluster.ca_certificate_validity_period = Some(Duration::ZERO);
