@@ -91,9 +91,6 @@ impl Guest for Component {
                 steps.push(Step::SkipForExternalEtcd(identity));
                 continue;
             };
-            for warning in &def.warnings {
-                warn(warning);
-            }
             steps.push(observe(def, algorithm, &mut authorities, &steps)?);
         }
         if selects(sub_phase, SERVICE_ACCOUNT) {
@@ -227,6 +224,10 @@ fn execute(
             ));
         }
         Step::IssueLeaf(def, key) => {
+            // kubeadm warns about dropped SANs only when it builds a certificate, not on reuse.
+            for warning in &def.warnings {
+                warn(warning);
+            }
             let base = def.identity.base_name;
             info(format!("[certs] Generating {base:?} certificate and key"));
             let issuer = def.identity.issuer.and_then(authority).map(|ca| ca.name);
