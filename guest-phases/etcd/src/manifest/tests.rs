@@ -1,0 +1,269 @@
+use kubeforge_api::EffectiveConfig;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// The configuration the host passes for `testdata/default/kubeadm-config.yaml`: kubeadm's
+/// defaults for a node `node1` advertising 192.168.0.10.
+fn default_config() -> Value {
+    json!({
+        "init": {
+            "nodeRegistration": {"name": "node1", "criSocket": "unix:///var/run/containerd/containerd.sock"},
+            "localAPIEndpoint": {"advertiseAddress": "192.168.0.10", "bindPort": 6443},
+            "timeouts": {"controlPlaneComponentHealthCheck": "4m0s"},
+        },
+        "cluster": {
+            "etcd": {"local": {"dataDir": "/var/lib/etcd"}},
+            "networking": {"serviceSubnet": "10.96.0.0/12", "dnsDomain": "cluster.local"},
+            "kubernetesVersion": "v1.35.4",
+            "certificatesDir": "/etc/kubernetes/pki",
+            "imageRepository": "registry.k8s.io",
+            "clusterName": "kubernetes",
+        },
+    })
+}
+
+/// `testdata/custom/kubeadm-config.yaml`, defaulted.
+fn custom_config() -> Value {
+    let mut config = default_config();
+    config["init"]["nodeRegistration"]["name"] = json!("cp-1");
+    config["init"]["localAPIEndpoint"] =
+        json!({"advertiseAddress": "10.20.30.40", "bindPort": 8443});
+    config["init"]["timeouts"]["controlPlaneComponentHealthCheck"] = json!("1m35s");
+    config["cluster"]["certificatesDir"] = json!("/srv/kubernetes/pki/");
+    config["cluster"]["imageRepository"] = json!("registry.example.com/k8s");
+    config["cluster"]["etcd"]["local"] = json!({
+        "dataDir": "/data/etcd",
+        "imageRepository": "quay.io/coreos",
+        "imageTag": "3.5.21-0",
+        "extraArgs": [
+            {"name": "listen-metrics-urls", "value": "http://0.0.0.0:2391,http://127.0.0.1:2392"},
+            {"name": "snapshot-count", "value": "5000"},
+            {"name": "advertise-client-urls", "value": "https://10.20.30.40:2379"},
+        ],
+        "extraEnvs": [{"name": "ETCD_X", "value": "1"}],
+    });
+    config
+}
+
+/// `testdata/ipv6/kubeadm-config.yaml`, defaulted.
+fn ipv6_config() -> Value {
+    let mut config = default_config();
+    config["init"]["nodeRegistration"]["name"] = json!("node6");
+    config["init"]["localAPIEndpoint"]["advertiseAddress"] = json!("fd00::10");
+    config["cluster"]["networking"]["serviceSubnet"] = json!("fd00:10:96::/112");
+    config["cluster"]["networking"]["podSubnet"] = json!("fd00:10:244::/56");
+    config["cluster"]["etcd"]["local"]["extraArgs"] =
+        json!([{"name": "listen-metrics-urls", "value": "https://[::1]:2399"}]);
+    config
+}
+
+fn parse(config: Value) -> EffectiveConfig {
+    serde_json::from_value(config).unwrap()
+}
+
+fn pod(config: Value) -> Value {
+    etcd_pod(&parse(config)).expect("local etcd")
+}
+
+fn command_of(pod: &Value) -> Vec<&str> {
+    pod["spec"]["containers"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn default_manifest_is_kubeadms_byte_for_byte() {
+    assert_eq!(
+        etcd_manifest(&parse(default_config())).unwrap(),
+        include_str!("testdata/default/etcd.yaml")
+    );
+}
+
+#[test]
+fn custom_manifest_is_kubeadms_byte_for_byte() {
+    assert_eq!(
+        etcd_manifest(&parse(custom_config())).unwrap(),
+        include_str!("testdata/custom/etcd.yaml")
+    );
+}
+
+#[test]
+fn ipv6_manifest_is_kubeadms_byte_for_byte() {
+    assert_eq!(
+        etcd_manifest(&parse(ipv6_config())).unwrap(),
+        include_str!("testdata/ipv6/etcd.yaml")
+    );
+}
+
+#[test]
+fn default_pod_has_every_kubeadm_flag_in_order() {
+    let pod = pod(default_config());
+    assert_eq!(
+        command_of(&pod),
+        [
+            "etcd",
+            "--advertise-client-urls=https://192.168.0.10:2379",
+            "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+            "--client-cert-auth=true",
+            "--data-dir=/var/lib/etcd",
+            "--feature-gates=InitialCorruptCheck=true",
+            "--initial-advertise-peer-urls=https://192.168.0.10:2380",
+            "--initial-cluster=node1=https://192.168.0.10:2380",
+            "--key-file=/etc/kubernetes/pki/etcd/server.key",
+            "--listen-client-urls=https://127.0.0.1:2379,https://192.168.0.10:2379",
+            "--listen-metrics-urls=http://127.0.0.1:2381",
+            "--listen-peer-urls=https://192.168.0.10:2380",
+            "--name=node1",
+            "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
+            "--peer-client-cert-auth=true",
+            "--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
+            "--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+            "--snapshot-count=10000",
+            "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+            "--watch-progress-notify-interval=5s",
+        ]
+    );
+}
+
+#[test]
+fn default_pod_metadata_resources_probes_and_volumes() {
+    let pod = pod(default_config());
+    assert_eq!(pod["metadata"]["name"], "etcd");
+    assert_eq!(pod["metadata"]["namespace"], "kube-system");
+    assert_eq!(
+        pod["metadata"]["labels"],
+        json!({"component": "etcd", "tier": "control-plane"})
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"],
+        json!({"kubeadm.kubernetes.io/etcd.advertise-client-urls": "https://192.168.0.10:2379"})
+    );
+    let spec = &pod["spec"];
+    assert_eq!(spec["hostNetwork"], true);
+    assert_eq!(spec["priority"], 2000001000);
+    assert_eq!(spec["priorityClassName"], "system-node-critical");
+    assert_eq!(
+        spec["securityContext"],
+        json!({"seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    let container = &spec["containers"][0];
+    assert_eq!(container["image"], "registry.k8s.io/etcd:3.6.6-0");
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        container["resources"],
+        json!({"requests": {"cpu": "100m", "memory": "100Mi"}})
+    );
+    assert_eq!(
+        container["ports"],
+        json!([{"containerPort": 2381, "name": "probe-port", "protocol": "TCP"}])
+    );
+    assert!(container.get("env").is_none());
+    let http_get =
+        |path| json!({"host": "127.0.0.1", "path": path, "port": "probe-port", "scheme": "HTTP"});
+    assert_eq!(
+        container["livenessProbe"],
+        json!({"httpGet": http_get("/livez"), "initialDelaySeconds": 10, "timeoutSeconds": 15, "periodSeconds": 10, "failureThreshold": 8})
+    );
+    assert_eq!(
+        container["readinessProbe"],
+        json!({"httpGet": http_get("/readyz"), "timeoutSeconds": 15, "periodSeconds": 1, "failureThreshold": 3})
+    );
+    assert_eq!(
+        container["startupProbe"],
+        json!({"httpGet": http_get("/readyz"), "initialDelaySeconds": 10, "timeoutSeconds": 15, "periodSeconds": 10, "failureThreshold": 24})
+    );
+    assert_eq!(
+        container["volumeMounts"],
+        json!([{"mountPath": "/var/lib/etcd", "name": "etcd-data"}, {"mountPath": "/etc/kubernetes/pki/etcd", "name": "etcd-certs"}])
+    );
+    assert_eq!(
+        spec["volumes"],
+        json!([
+            {"hostPath": {"path": "/etc/kubernetes/pki/etcd", "type": "DirectoryOrCreate"}, "name": "etcd-certs"},
+            {"hostPath": {"path": "/var/lib/etcd", "type": "DirectoryOrCreate"}, "name": "etcd-data"},
+        ])
+    );
+}
+
+#[test]
+fn user_arguments_replace_defaults_and_follow_them_in_the_users_order() {
+    let pod = pod(custom_config());
+    let command = command_of(&pod);
+    assert_eq!(
+        command[command.len() - 3..],
+        [
+            "--listen-metrics-urls=http://0.0.0.0:2391,http://127.0.0.1:2392",
+            "--snapshot-count=5000",
+            "--advertise-client-urls=https://10.20.30.40:2379",
+        ]
+    );
+    assert!(!command.contains(&"--snapshot-count=10000"));
+    // etcd 3.5 still needs the experimental flags.
+    assert!(command.contains(&"--experimental-initial-corrupt-check=true"));
+    assert!(command.contains(&"--experimental-watch-progress-notify-interval=5s"));
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(container["image"], "quay.io/coreos/etcd:3.5.21-0");
+    assert_eq!(container["env"], json!([{"name": "ETCD_X", "value": "1"}]));
+    // Probes follow the first listen-metrics-url; 95s of health-check timeout is 10 periods.
+    assert_eq!(container["livenessProbe"]["httpGet"]["host"], "0.0.0.0");
+    assert_eq!(container["ports"][0]["containerPort"], 2391);
+    assert_eq!(container["startupProbe"]["failureThreshold"], 10);
+    assert_eq!(
+        container["volumeMounts"][1]["mountPath"],
+        "/srv/kubernetes/pki//etcd"
+    );
+}
+
+#[test]
+fn ipv6_urls_are_bracketed_and_use_the_ipv6_loopback() {
+    let pod = pod(ipv6_config());
+    let command = command_of(&pod);
+    assert!(command.contains(&"--listen-client-urls=https://[::1]:2379,https://[fd00::10]:2379"));
+    assert!(command.contains(&"--initial-cluster=node6=https://[fd00::10]:2380"));
+    let probe = &pod["spec"]["containers"][0]["livenessProbe"]["httpGet"];
+    assert_eq!(probe["host"], "::1");
+    assert_eq!(probe["scheme"], "HTTPS");
+    assert_eq!(
+        pod["spec"]["containers"][0]["ports"][0]["containerPort"],
+        2399
+    );
+}
+
+#[test]
+fn external_etcd_has_no_manifest() {
+    let mut config = default_config();
+    config["cluster"]["etcd"] = json!({"external": {"endpoints": ["https://10.0.0.5:2379"]}});
+    assert!(etcd_manifest(&parse(config)).is_none());
+}
+
+#[test]
+fn etcd_image_follows_the_kubernetes_minor() {
+    let tag_for = |version: &str| {
+        let mut config = default_config();
+        config["cluster"]["kubernetesVersion"] = json!(version);
+        let config = parse(config);
+        image_tag(&config, &local_etcd(&config).unwrap())
+    };
+    assert_eq!(tag_for("v1.35.4"), "3.6.6-0");
+    assert_eq!(tag_for("v1.34.0"), "3.6.6-0");
+    assert_eq!(tag_for("v1.33.9"), "3.5.24-0");
+    assert_eq!(tag_for("v1.30.0"), "3.5.24-0");
+    assert_eq!(tag_for("v1.40.0"), "3.6.6-0");
+    assert_eq!(tag_for("latest"), "3.6.6-0");
+}
+
+#[test]
+fn semantic_versions_parse_as_kubernetes_does() {
+    let at_least_3_6 = |text: &str| parse_semver(text).is_some_and(|v| v.at_least(3, 6, 0));
+    assert!(at_least_3_6("3.6.6-0"));
+    assert!(at_least_3_6("v3.6.0"));
+    assert!(!at_least_3_6("3.6.0-rc.1"));
+    assert!(!at_least_3_6("3.5.21-0"));
+    assert!(parse_semver("3.6").is_none());
+    assert!(parse_semver("03.6.0").is_none());
+    assert!(parse_semver("3.6.0_x").is_none());
+}
