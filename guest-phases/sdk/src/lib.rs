@@ -1,0 +1,76 @@
+//! The kubeforge phase SDK: the `kubeforge:phase` bindings, typed access to the configuration a
+//! phase runs with, and small helpers every phase needs.
+//!
+//! A phase crate implements [`Guest`] and exports it with
+//! `kubeforge_sdk::export!(Component with_types_in kubeforge_sdk::bindings);`, behind
+//! `#[cfg(target_arch = "wasm32")]` so the rest of the crate can be unit-tested natively.
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "phase-component",
+        path: "../../wit",
+        pub_export_macro: true,
+        default_bindings_module: "kubeforge_sdk::bindings",
+    });
+}
+
+pub mod certificates;
+
+pub mod staticpod;
+pub mod yaml;
+
+pub use bindings::export;
+pub use bindings::exports::kubeforge::phase::phase::{
+    CapabilityRequest, FsRequest, Guest, KubeRule, PhaseContext, PhaseInfo, PhaseReport, SubPhase,
+};
+pub use bindings::kubeforge::phase::types::{Denial, FieldError, PhaseError};
+pub use bindings::kubeforge::phase::{fs, kube, log, node, pki};
+pub use kubeforge_api as api;
+
+use kubeforge_api::EffectiveConfig;
+
+/// The result type of host calls and phase runs.
+pub type Result<T, E = PhaseError> = std::result::Result<T, E>;
+
+/// A `failed` error with a message.
+pub fn failed(message: impl Into<String>) -> PhaseError {
+    PhaseError::Failed(message.into())
+}
+
+/// The effective configuration the host passed to this run.
+pub fn config(context: &PhaseContext) -> Result<EffectiveConfig> {
+    serde_json::from_str(&context.config).map_err(|e| {
+        failed(format!(
+            "the host passed a configuration this phase cannot read: {e}"
+        ))
+    })
+}
+
+/// Whether `sub_phase` selects the sub-phase `name` (none and `all` select every sub-phase).
+pub fn selects(sub_phase: Option<&str>, name: &str) -> bool {
+    matches!(sub_phase, None | Some("all")) || sub_phase == Some(name)
+}
+
+/// An operator-facing line at info level.
+pub fn info(message: impl AsRef<str>) {
+    log::emit(log::Level::Info, message.as_ref());
+}
+
+/// An operator-facing warning.
+pub fn warn(message: impl AsRef<str>) {
+    log::emit(log::Level::Warn, message.as_ref());
+}
+
+/// Write a text file under a logical root.
+pub fn write_text(root: &str, path: &str, contents: &str, mode: u32) -> Result<()> {
+    fs::write(root, path, contents.as_bytes(), mode)
+}
+
+/// Read a text file under a logical root, or none if it does not exist.
+pub fn read_text(root: &str, path: &str) -> Result<Option<String>> {
+    fs::read(root, path)?
+        .map(|bytes| {
+            String::from_utf8(bytes).map_err(|_| failed(format!("{root}:{path} is not UTF-8 text")))
+        })
+        .transpose()
+}

@@ -1,0 +1,184 @@
+//! The host side of every interface a phase imports, one module per interface, and the grants
+//! that bound them. Every call is checked against the calling phase's [`Grant`]; a call outside
+//! it is denied with an error that names the phase and what it tried.
+
+pub mod fs;
+pub mod log;
+pub mod node;
+pub mod pki;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::effects::Effects;
+use crate::runtime::bindings::{CapabilityRequest, Denial, PhaseError};
+
+/// What one phase may touch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// Logical fs roots and whether they are writable.
+    pub fs: BTreeMap<String, Access>,
+    /// CAs the phase may sign with.
+    pub pki_sign: Vec<String>,
+    /// CAs the phase may create.
+    pub pki_create: Vec<String>,
+    /// Node paths the phase may ask about.
+    pub node_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+impl Grant {
+    /// What of `request` this grant does not cover, one line per missing grant.
+    pub fn missing(&self, request: &CapabilityRequest) -> Vec<String> {
+        let mut missing = Vec::new();
+        for fs in &request.fs {
+            let wanted = if fs.writable { Access::ReadWrite } else { Access::Read };
+            if self.fs.get(&fs.root).is_none_or(|granted| *granted < wanted) {
+                missing.push(format!("fs: {} {}", fs.root, if fs.writable { "read-write" } else { "read" }));
+            }
+        }
+        for ca in request.pki_sign.iter().filter(|ca| !self.pki_sign.contains(ca)) {
+            missing.push(format!("pki: sign with {ca}"));
+        }
+        for ca in request.pki_create.iter().filter(|ca| !self.pki_create.contains(ca)) {
+            missing.push(format!("pki: create {ca}"));
+        }
+        for path in request.node_paths.iter().filter(|p| !self.node_paths.contains(p)) {
+            missing.push(format!("node: path-exists {path}"));
+        }
+        if !request.kube.is_empty() {
+            missing.push("kube: the kube capability is not available in this build".into());
+        }
+        missing
+    }
+}
+
+/// Where each logical root lives on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct Roots {
+    dirs: BTreeMap<String, PathBuf>,
+}
+
+impl Roots {
+    pub fn insert(&mut self, name: &str, dir: PathBuf) {
+        self.dirs.insert(name.to_string(), dir);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Path> {
+        self.dirs.get(name).map(PathBuf::as_path)
+    }
+}
+
+/// What every phase run shares: the roots, the effects layer and the run's start time.
+pub struct HostContext {
+    pub roots: Roots,
+    pub effects: Effects,
+    /// `--root`: node paths are taken under it.
+    pub node_root: PathBuf,
+    /// The start of this kubeforge run; certificates are backdated from it.
+    pub started: SystemTime,
+}
+
+impl HostContext {
+    /// A node path (absolute, as in manifests) as a path on this machine.
+    pub fn node_path(&self, path: &str) -> PathBuf {
+        self.node_root.join(path.trim_start_matches('/'))
+    }
+}
+
+/// The store data of one phase run.
+pub struct PhaseState {
+    pub phase: String,
+    pub grant: Grant,
+    pub host: Arc<HostContext>,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    pub log: log::LogBudget,
+    wasi: WasiCtx,
+}
+
+impl PhaseState {
+    pub fn new(phase: &str, grant: Grant, host: Arc<HostContext>, memory_limit: usize) -> Self {
+        Self {
+            phase: phase.to_string(),
+            grant,
+            host,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
+            log: log::LogBudget::default(),
+            // No preopens, no environment, no network: a phase reaches the world only through
+            // the kubeforge interfaces.
+            wasi: WasiCtx::builder().build(),
+        }
+    }
+
+    /// Deny a call: the operator sees a line, the phase gets an error it can report.
+    pub fn deny(&self, capability: &str, target: impl Into<String>) -> PhaseError {
+        let target = target.into();
+        tracing::warn!(phase = %self.phase, capability, target = %target, "denied");
+        eprintln!("[{}] denied: {capability} {target} is outside the phase's grant", self.phase);
+        PhaseError::Denied(Denial {
+            capability: capability.to_string(),
+            target,
+        })
+    }
+
+    /// The machine path of `path` under the logical root `root`, if the grant allows `access`.
+    pub fn resolve(&self, root: &str, path: &str, access: Access) -> Result<PathBuf, PhaseError> {
+        let verb = if access == Access::ReadWrite { "write" } else { "read" };
+        let target = format!("{verb} {root}:{path}");
+        if self.grant.fs.get(root).is_none_or(|granted| *granted < access) {
+            return Err(self.deny("fs", target));
+        }
+        let Some(dir) = self.host.roots.get(root) else {
+            return Err(PhaseError::Failed(format!("there is no fs root named {root:?}")));
+        };
+        let relative = Path::new(path);
+        if path.contains('\0')
+            || relative
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(self.deny("fs", format!("{target} (paths must stay inside their root)")));
+        }
+        // A symlink could lead outside the root; the roots kubeforge writes hold none.
+        let mut current = dir.to_path_buf();
+        for component in relative.components() {
+            current.push(component);
+            if std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(self.deny("fs", format!("{target} (crosses a symbolic link)")));
+            }
+        }
+        Ok(current)
+    }
+}
+
+impl crate::runtime::bindings::kubeforge::phase::types::Host for PhaseState {}
+
+impl WasiView for PhaseState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A host failure as the phase sees it.
+pub fn failed(error: anyhow::Error) -> PhaseError {
+    PhaseError::Failed(format!("{error:#}"))
+}

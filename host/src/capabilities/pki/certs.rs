@@ -1,0 +1,228 @@
+//! Issuing, reading and verifying certificates.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::runtime::bindings::kubeforge::phase::pki::{CertificateInfo, CertificateSpec, ExtKeyUsage};
+
+/// kubeadm backdates NotBefore so that nodes with slightly skewed clocks accept new certificates.
+const BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+/// rcgen parameters for `spec`, valid from `started` − 5 minutes.
+pub fn params(spec: &CertificateSpec, is_ca: bool, started: SystemTime) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    for organization in &spec.organizations {
+        name.push(DnType::OrganizationName, organization.as_str());
+    }
+    name.push(DnType::CommonName, spec.common_name.as_str());
+    params.distinguished_name = name;
+    params.not_before = OffsetDateTime::from(started - BACKDATE);
+    params.not_after = OffsetDateTime::from(started + Duration::from_secs(spec.validity_seconds));
+    params.serial_number = Some(random_serial());
+    for dns in &spec.dns_names {
+        let name = dns
+            .as_str()
+            .try_into()
+            .map_err(|_| anyhow!("{dns:?} is not a valid DNS name for a certificate"))?;
+        params.subject_alt_names.push(SanType::DnsName(name));
+    }
+    for ip in &spec.ip_addresses {
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| anyhow!("{ip:?} is not a valid IP address for a certificate"))?;
+        params.subject_alt_names.push(SanType::IpAddress(ip));
+    }
+    params.extended_key_usages = spec
+        .ext_key_usages
+        .iter()
+        .map(|usage| match usage {
+            ExtKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        })
+        .collect();
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    if is_ca {
+        params.key_usages.push(KeyUsagePurpose::KeyCertSign);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    } else {
+        params.use_authority_key_identifier_extension = true;
+    }
+    Ok(params)
+}
+
+/// A serial in [1, 2^63), as kubeadm picks them.
+fn random_serial() -> SerialNumber {
+    let serial = rand::random_range(1..i64::MAX as u64);
+    SerialNumber::from_slice(&serial.to_be_bytes())
+}
+
+/// Sign `key`'s certificate described by `spec` with the CA `ca_pem`/`ca_key`; returns PEM.
+pub fn sign(spec: &CertificateSpec, key: &KeyPair, ca_pem: &str, ca_key: &KeyPair, started: SystemTime) -> Result<String> {
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).context("reading the CA certificate")?;
+    let cert = params(spec, false, started)?
+        .signed_by(key, &issuer)
+        .context("signing the certificate")?;
+    Ok(cert.pem())
+}
+
+/// A self-signed CA certificate; returns PEM.
+pub fn self_sign_ca(spec: &CertificateSpec, key: &KeyPair, started: SystemTime) -> Result<String> {
+    let cert = params(spec, true, started)?
+        .self_signed(key)
+        .context("self-signing the CA certificate")?;
+    Ok(cert.pem())
+}
+
+/// The DER of every certificate in a PEM document, in order.
+pub fn certificates_der(pem: &str) -> Result<Vec<Vec<u8>>> {
+    let ders: Vec<Vec<u8>> = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(|block| block.ok())
+        .filter(|block| block.label == "CERTIFICATE")
+        .map(|block| block.contents)
+        .collect();
+    if ders.is_empty() {
+        bail!("no PEM certificate found");
+    }
+    Ok(ders)
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>> {
+    X509Certificate::from_der(der)
+        .map(|(_, cert)| cert)
+        .map_err(|e| anyhow!("parsing certificate: {e}"))
+}
+
+/// What the first certificate of `pem` says.
+pub fn inspect(pem: &str) -> Result<CertificateInfo> {
+    let ders = certificates_der(pem)?;
+    let cert = parse(&ders[0])?;
+    let first_cn = |name: &x509_parser::x509::X509Name<'_>| {
+        name.iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let organizations = cert
+        .subject()
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(String::from))
+        .collect();
+    let (mut dns_names, mut ip_addresses) = (Vec::new(), Vec::new());
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => dns_names.push(dns.to_string()),
+                GeneralName::IPAddress(bytes) => {
+                    if let Some(ip) = ip_from_bytes(bytes) {
+                        ip_addresses.push(ip.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut ext_key_usages = Vec::new();
+    if let Ok(Some(eku)) = cert.extended_key_usage() {
+        if eku.value.server_auth {
+            ext_key_usages.push(ExtKeyUsage::ServerAuth);
+        }
+        if eku.value.client_auth {
+            ext_key_usages.push(ExtKeyUsage::ClientAuth);
+        }
+    }
+    Ok(CertificateInfo {
+        common_name: first_cn(cert.subject()),
+        organizations,
+        issuer_common_name: first_cn(cert.issuer()),
+        dns_names,
+        ip_addresses,
+        ext_key_usages,
+        is_ca: cert.is_ca(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
+/// Check that the chain in `pem` (leaf first) leads to the CA `ca_pem` and is currently valid.
+pub fn verify(pem: &str, ca_pem: &str) -> Result<()> {
+    let ca_der = certificates_der(ca_pem)?.remove(0);
+    let mut chain = certificates_der(pem)?;
+    chain.push(ca_der);
+    for pair in chain.windows(2) {
+        let (child, parent) = (parse(&pair[0])?, parse(&pair[1])?);
+        if child.issuer().as_raw() != parent.subject().as_raw() {
+            bail!(
+                "it was issued by {:?}, not by {:?}",
+                child.issuer().to_string(),
+                parent.subject().to_string()
+            );
+        }
+        child
+            .verify_signature(Some(parent.public_key()))
+            .map_err(|_| anyhow!("its signature does not verify with the key of {:?}", parent.subject().to_string()))?;
+        if !child.validity().is_valid() {
+            bail!("it is not valid now (valid from {} to {})", child.validity().not_before, child.validity().not_after);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `key` is the private key for the first certificate in `pem`.
+pub fn key_matches(pem: &str, key: &KeyPair) -> Result<bool> {
+    let der = certificates_der(pem)?.remove(0);
+    let cert = parse(&der)?;
+    Ok(cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw())
+}
+
+/// `sha256:<hex>` of the DER SubjectPublicKeyInfo, as kubeadm's CA cert hash.
+pub fn public_key_pin(pem: &str) -> Result<String> {
+    let der = certificates_der(pem)?.remove(0);
+    let cert = parse(&der)?;
+    Ok(format!("sha256:{}", hex::encode(Sha256::digest(cert.public_key().raw))))
+}
+
+/// One line for plans: subject, issuer, SANs, not-after.
+pub fn summary(pem: &str) -> Result<String> {
+    let info = inspect(pem)?;
+    let sans: Vec<String> = info
+        .dns_names
+        .iter()
+        .map(|d| format!("DNS:{d}"))
+        .chain(info.ip_addresses.iter().map(|ip| format!("IP:{ip}")))
+        .collect();
+    let not_after = OffsetDateTime::from_unix_timestamp(info.not_after)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| info.not_after.to_string());
+    let organizations = if info.organizations.is_empty() {
+        String::new()
+    } else {
+        format!(", O={}", info.organizations.join("+"))
+    };
+    Ok(format!(
+        "{}certificate CN={}{organizations}, issuer CN={}, SANs [{}], not after {not_after}",
+        if info.is_ca { "CA " } else { "" },
+        info.common_name,
+        info.issuer_common_name,
+        sans.join(", "),
+    ))
+}

@@ -1,0 +1,9 @@
+//! kubeforge: a kubeadm-compatible cluster bootstrapper whose phases are sandboxed WebAssembly
+//! components. See DESIGN.md for the architecture.
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod effects;
+pub mod runtime;
+pub mod workflow;

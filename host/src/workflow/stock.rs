@@ -1,0 +1,52 @@
+//! The stock phase components built from guest-phases/ and embedded in the binary, with the
+//! reviewed grant each one runs under.
+
+use crate::capabilities::{Access, Grant};
+
+include!(concat!(env!("OUT_DIR"), "/stock_components.rs"));
+
+/// The bytes of the stock component `name`.
+pub fn component(name: &str) -> Option<&'static [u8]> {
+    STOCK_COMPONENTS
+        .iter()
+        .find(|(stock, _)| *stock == name)
+        .map(|(_, bytes)| *bytes)
+}
+
+/// CA-certificate directories kubeadm mounts into the control plane when they exist on the node.
+pub const CA_CERTIFICATE_DIRS: &[&str] = &[
+    "/etc/ca-certificates",
+    "/etc/pki/ca-trust",
+    "/etc/pki/tls/certs",
+    "/usr/share/ca-certificates",
+    "/usr/local/share/ca-certificates",
+];
+
+/// The grant of the stock component `name`: exactly what it needs, nothing more.
+pub fn grant(name: &str) -> Grant {
+    let fs = |roots: &[(&str, Access)]| roots.iter().map(|(root, access)| (root.to_string(), *access)).collect();
+    let cas = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    match name {
+        "certs" => Grant {
+            fs: fs(&[("pki", Access::ReadWrite)]),
+            pki_sign: cas(&["ca", "front-proxy-ca", "etcd-ca"]),
+            pki_create: cas(&["ca", "front-proxy-ca", "etcd-ca"]),
+            ..Grant::default()
+        },
+        "kubeconfig" => Grant {
+            fs: fs(&[("kubeconfig", Access::ReadWrite)]),
+            pki_sign: cas(&["ca"]),
+            ..Grant::default()
+        },
+        "etcd" => Grant {
+            fs: fs(&[("manifests", Access::ReadWrite), ("etcd-data", Access::ReadWrite)]),
+            ..Grant::default()
+        },
+        "control-plane" => Grant {
+            fs: fs(&[("manifests", Access::ReadWrite)]),
+            node_paths: CA_CERTIFICATE_DIRS.iter().map(|p| p.to_string()).collect(),
+            ..Grant::default()
+        },
+        _ => Grant::default(),
+    }
+}
