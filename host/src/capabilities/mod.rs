@@ -139,11 +139,16 @@ impl PhaseState {
 
     /// The machine path of `path` under the logical root `root`, if the grant allows `access`.
     pub fn resolve(&self, root: &str, path: &str, access: Access) -> Result<PathBuf, PhaseError> {
-        let verb = if access == Access::ReadWrite { "write" } else { "read" };
-        let target = format!("{verb} {root}:{path}");
         if self.grant.fs.get(root).is_none_or(|granted| *granted < access) {
-            return Err(self.deny("fs", target));
+            let verb = if access == Access::ReadWrite { "write" } else { "read" };
+            return Err(self.deny("fs", format!("{verb} {root}:{path}")));
         }
+        self.locate(root, path)
+    }
+
+    /// The machine path of `path` under `root`, refusing paths that could leave it. Capabilities
+    /// call this directly for the files they own (the pki capability for CA files).
+    pub fn locate(&self, root: &str, path: &str) -> Result<PathBuf, PhaseError> {
         let Some(dir) = self.host.roots.get(root) else {
             return Err(PhaseError::Failed(format!("there is no fs root named {root:?}")));
         };
@@ -153,14 +158,14 @@ impl PhaseState {
                 .components()
                 .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         {
-            return Err(self.deny("fs", format!("{target} (paths must stay inside their root)")));
+            return Err(self.deny("fs", format!("{root}:{path} (paths must stay inside their root)")));
         }
         // A symlink could lead outside the root; the roots kubeforge writes hold none.
         let mut current = dir.to_path_buf();
         for component in relative.components() {
             current.push(component);
             if std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(self.deny("fs", format!("{target} (crosses a symbolic link)")));
+                return Err(self.deny("fs", format!("{root}:{path} (crosses a symbolic link)")));
             }
         }
         Ok(current)

@@ -72,8 +72,9 @@ pub fn refuse_clobbering(effects: &Effects, path: &Path) -> Result<(), PhaseErro
 }
 
 impl PhaseState {
-    fn pki_file(&self, relative: &str, access: Access) -> Result<PathBuf, PhaseError> {
-        self.resolve("pki", relative, access)
+    /// A CA file: the pki grant (sign or create with that CA) covers it, not the fs grant.
+    fn ca_file(&self, relative: &str) -> Result<PathBuf, PhaseError> {
+        self.locate("pki", relative)
     }
 
     fn read_key(&self, path: &Path) -> Result<Option<KeyPair>, PhaseError> {
@@ -153,7 +154,7 @@ impl HostAuthority for PhaseState {
         let Some((certificate_file, key_file)) = ca_files(&name) else {
             return Ok(Err(PhaseError::Failed(format!("there is no CA named {name:?}"))));
         };
-        let certificate_path = try_phase!(self.pki_file(certificate_file, Access::Read));
+        let certificate_path = try_phase!(self.ca_file(certificate_file));
         let Some(certificate) = try_phase!(self.host.effects.read(&certificate_path).map_err(failed)) else {
             return Ok(Ok(None));
         };
@@ -173,7 +174,7 @@ impl HostAuthority for PhaseState {
                 return Ok(Err(PhaseError::Failed(format!("{}: {e:#}", certificate_path.display()))));
             }
         }
-        let key_path = try_phase!(self.pki_file(key_file, Access::Read));
+        let key_path = try_phase!(self.ca_file(key_file));
         let key = try_phase!(self.read_key(&key_path)).map(Arc::new);
         if let Some(key) = &key
             && !try_phase!(certs::key_matches(&certificate_pem, key).map_err(failed))
@@ -199,8 +200,8 @@ impl HostAuthority for PhaseState {
         let Some((certificate_file, key_file)) = ca_files(&name) else {
             return Ok(Err(PhaseError::Failed(format!("there is no CA named {name:?}"))));
         };
-        let certificate_path = try_phase!(self.pki_file(certificate_file, Access::ReadWrite));
-        let key_path = try_phase!(self.pki_file(key_file, Access::ReadWrite));
+        let certificate_path = try_phase!(self.ca_file(certificate_file));
+        let key_path = try_phase!(self.ca_file(key_file));
         // The certificate is written last, so its presence means the CA is complete and may have
         // signed certificates; a key without a certificate is the remnant of an interrupted run.
         if try_phase!(self.host.effects.read(&certificate_path).map_err(failed)).is_some() {
