@@ -5,22 +5,15 @@ pub mod manifest;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    use kubeforge_api::EffectiveConfig;
-    use kubeforge_sdk::pki::{self, PrivateKey};
     use kubeforge_sdk::staticpod::{
         MANIFEST_MODE, MANIFESTS_DIR, MANIFESTS_ROOT, manifest_file_name, proxy_env_vars,
     };
     use kubeforge_sdk::{
-        CapabilityRequest, FieldError, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo,
-        PhaseReport, SubPhase,
+        CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
+        SubPhase,
     };
 
     use crate::manifest::{CA_CERT_EXTRA_DIRS, Component, NodeFacts, apiserver_warnings, manifest};
-
-    /// The logical fs root the host maps to the certificates directory.
-    const PKI_ROOT: &str = "pki";
 
     struct PhaseComponent;
 
@@ -34,11 +27,7 @@ mod component {
                     .map(|component| SubPhase { name: component.sub_phase().into(), description: component.description() })
                     .collect(),
                 requests: CapabilityRequest {
-                    fs: vec![
-                        FsRequest { root: MANIFESTS_ROOT.into(), writable: true },
-                        // Only to tell whether the CA key is absent (external CA mode).
-                        FsRequest { root: PKI_ROOT.into(), writable: false },
-                    ],
+                    fs: vec![FsRequest { root: MANIFESTS_ROOT.into(), writable: true }],
                     pki_sign: vec![],
                     pki_create: vec![],
                     kube: vec![],
@@ -62,8 +51,8 @@ mod component {
                 )));
             }
             let config = kubeforge_sdk::config(&context)?;
-            refuse_rootless_control_plane(&config)?;
-            let facts = node_facts(&selected)?;
+            kubeforge_sdk::staticpod::refuse_rootless_control_plane(&config)?;
+            let facts = node_facts()?;
             if matches!(sub_phase, None | Some("all")) {
                 kubeforge_sdk::info(format!(
                     "[control-plane] Using manifest folder {MANIFESTS_DIR:?}"
@@ -91,52 +80,20 @@ mod component {
         }
     }
 
-    /// kubeadm runs the components as dedicated users under this gate, which needs users and
-    /// file ownership on the node that a phase cannot arrange.
-    fn refuse_rootless_control_plane(config: &EffectiveConfig) -> Result<(), PhaseError> {
-        if config.cluster.feature_gates.get("RootlessControlPlane") == Some(&true) {
-            return Err(PhaseError::InvalidConfig(FieldError {
-                field: "featureGates.RootlessControlPlane".into(),
-                reason: "running the control plane as non-root users is not supported by kubeforge"
-                    .into(),
-            }));
-        }
-        Ok(())
-    }
-
-    fn node_facts(selected: &[Component]) -> Result<NodeFacts, PhaseError> {
+    fn node_facts() -> Result<NodeFacts, PhaseError> {
         let mut existing_ca_cert_dirs = Vec::new();
         for dir in CA_CERT_EXTRA_DIRS {
             if kubeforge_sdk::node::path_exists(dir)? {
                 existing_ca_cert_dirs.push(dir.to_owned());
             }
         }
-        let external_ca = selected.contains(&Component::ControllerManager) && using_external_ca()?;
         Ok(NodeFacts {
             existing_ca_cert_dirs,
             proxy_env: proxy_env_vars(std::env::vars()),
-            external_ca,
+            // Telling kubeadm's external CA mode apart needs to know whether ca.key exists,
+            // which this phase's grant (manifests only) cannot see; kubeadm's default applies.
+            external_ca: false,
         })
-    }
-
-    /// kubeadm's external CA mode: a valid CA certificate whose key is not on the node.
-    fn using_external_ca() -> Result<bool, PhaseError> {
-        let Some(certificate) = kubeforge_sdk::read_text(PKI_ROOT, "ca.crt")? else {
-            return Ok(false);
-        };
-        let Ok(info) = pki::inspect(&certificate) else {
-            return Ok(false);
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since_epoch| {
-                i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
-            });
-        if !info.is_ca || now < info.not_before || now > info.not_after {
-            return Ok(false);
-        }
-        // Only whether the key file exists matters; the key itself stays in the host.
-        Ok(matches!(PrivateKey::load(PKI_ROOT, "ca.key"), Ok(None)))
     }
 
     kubeforge_sdk::export!(PhaseComponent with_types_in kubeforge_sdk::bindings);

@@ -59,6 +59,7 @@ mod component {
                 )));
             }
             let config = kubeforge_sdk::config(&context)?;
+            kubeforge_sdk::staticpod::refuse_rootless_control_plane(&config)?;
             if kubeforge_sdk::selects(sub_phase, LOCAL) {
                 write_local_etcd(&config, context.dry_run)?;
             }

@@ -7,9 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use kubeforge_api::Duration;
 use kubeforge_api::v1beta4::{Arg, EnvVar};
+use kubeforge_api::{Duration, EffectiveConfig};
 use serde_json::{Map, Value, json};
+
+use crate::{FieldError, PhaseError};
 
 /// The logical fs root that holds static Pod manifests.
 pub const MANIFESTS_ROOT: &str = "manifests";
@@ -25,6 +27,19 @@ const PROBE_PORT: &str = "probe-port";
 
 /// kubeadm's default `timeouts.controlPlaneComponentHealthCheck`.
 const DEFAULT_HEALTH_CHECK_TIMEOUT: Duration = Duration::from_mins(4);
+
+/// Refuses kubeadm's `RootlessControlPlane` feature gate: kubeadm then runs the static Pods
+/// as dedicated users it creates on the node and hands them the files they read, which a
+/// phase cannot arrange.
+pub fn refuse_rootless_control_plane(config: &EffectiveConfig) -> Result<(), PhaseError> {
+    if config.cluster.feature_gates.get("RootlessControlPlane") == Some(&true) {
+        return Err(PhaseError::InvalidConfig(FieldError {
+            field: "featureGates.RootlessControlPlane".into(),
+            reason: "running the control plane as non-root users is not supported".into(),
+        }));
+    }
+    Ok(())
+}
 
 /// The file name of a component's manifest, `<component>.yaml`.
 pub fn manifest_file_name(component: &str) -> String {

@@ -171,3 +171,22 @@ fn paths_are_joined_and_cleaned_like_go() {
     assert_eq!(join_path("rel/..", ".."), "..");
     assert_eq!(join_path("", ""), "");
 }
+
+#[test]
+fn rootless_control_plane_is_refused() {
+    let mut config = kubeforge_api::EffectiveConfig::default();
+    assert!(refuse_rootless_control_plane(&config).is_ok());
+    config
+        .cluster
+        .feature_gates
+        .insert("RootlessControlPlane".into(), false);
+    assert!(refuse_rootless_control_plane(&config).is_ok());
+    config
+        .cluster
+        .feature_gates
+        .insert("RootlessControlPlane".into(), true);
+    assert!(matches!(
+        refuse_rootless_control_plane(&config),
+        Err(crate::PhaseError::InvalidConfig(error)) if error.field == "featureGates.RootlessControlPlane"
+    ));
+}
