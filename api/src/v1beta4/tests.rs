@@ -32,3 +32,97 @@ fn json_round_trip_of_a_full_config() {
     );
     assert_eq!(serde_json::to_value(&config).unwrap(), json);
 }
+
+#[test]
+fn taints_distinguish_absent_null_and_empty() {
+    let decode = |json: serde_json::Value| -> NodeRegistrationOptions {
+        serde_json::from_value(json).unwrap()
+    };
+    assert_eq!(decode(serde_json::json!({})).taints, None);
+    assert_eq!(decode(serde_json::json!({"taints": null})).taints, None);
+    assert_eq!(
+        decode(serde_json::json!({"taints": []})).taints,
+        Some(vec![])
+    );
+    let with_taint = decode(serde_json::json!({
+        "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]
+    }));
+    assert_eq!(
+        with_taint.taints.unwrap()[0].value.as_deref(),
+        Some("infra")
+    );
+    // kubeadm prints unset taints as `taints: null`.
+    let printed = serde_json::to_value(NodeRegistrationOptions::default()).unwrap();
+    assert_eq!(printed, serde_json::json!({"taints": null}));
+}
+
+#[test]
+fn unknown_fields_are_errors_that_name_them() {
+    let err = serde_json::from_value::<InitConfiguration>(serde_json::json!({
+        "localAPIEndpoint": {"advertiseAdress": "10.0.0.1"}
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown field `advertiseAdress`"), "{err}");
+    let err = serde_json::from_value::<ClusterConfiguration>(serde_json::json!({
+        "apiServer": {"extraEnvs": [{"name": "A", "valueFrom": {}}]}
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("valueFrom"), "{err}");
+}
+
+#[test]
+fn api_version_and_kind_are_checked_and_always_printed() {
+    let err = serde_json::from_value::<InitConfiguration>(serde_json::json!({
+        "apiVersion": "kubeadm.k8s.io/v1beta3"
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("kubeadm.k8s.io/v1beta4") && err.contains("v1beta3"),
+        "{err}"
+    );
+    let err = serde_json::from_value::<ClusterConfiguration>(serde_json::json!({
+        "kind": "InitConfiguration"
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("expected \"ClusterConfiguration\""), "{err}");
+    let printed = serde_json::to_value(ClusterConfiguration::default()).unwrap();
+    assert_eq!(printed["apiVersion"], GROUP_VERSION);
+    assert_eq!(printed["kind"], "ClusterConfiguration");
+    // Value-typed sections print as `{}`, as kubeadm's do.
+    assert_eq!(printed["apiServer"], serde_json::json!({}));
+}
+
+#[test]
+fn encryption_algorithms_use_kubeadms_spelling() {
+    for (text, algorithm) in [
+        ("RSA-2048", EncryptionAlgorithm::Rsa2048),
+        ("RSA-3072", EncryptionAlgorithm::Rsa3072),
+        ("RSA-4096", EncryptionAlgorithm::Rsa4096),
+        ("ECDSA-P256", EncryptionAlgorithm::EcdsaP256),
+        ("ECDSA-P384", EncryptionAlgorithm::EcdsaP384),
+    ] {
+        assert_eq!(text.parse::<EncryptionAlgorithm>().unwrap(), algorithm);
+        assert_eq!(serde_json::to_value(algorithm).unwrap(), text);
+    }
+    assert!(EncryptionAlgorithm::Rsa4096.is_rsa() && !EncryptionAlgorithm::EcdsaP384.is_rsa());
+    let err = "rsa-2048"
+        .parse::<EncryptionAlgorithm>()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "encryptionAlgorithm: Invalid value: \"rsa-2048\": must be one of RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384"
+    );
+}
+
+#[test]
+fn etcd_external_requires_endpoints() {
+    let err = serde_json::from_value::<Etcd>(serde_json::json!({"external": {"caFile": "/ca"}}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("endpoints"), "{err}");
+}
