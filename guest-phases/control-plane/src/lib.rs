@@ -5,9 +5,7 @@ pub mod manifest;
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use kubeforge_sdk::staticpod::{
-        MANIFEST_MODE, MANIFESTS_DIR, MANIFESTS_ROOT, manifest_file_name, proxy_env_vars,
-    };
+    use kubeforge_sdk::staticpod::{MANIFESTS_DIR, MANIFESTS_ROOT, proxy_env_vars, write_manifest};
     use kubeforge_sdk::{
         CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
         SubPhase,
@@ -69,12 +67,7 @@ mod component {
                         .for_each(kubeforge_sdk::warn);
                 }
                 let yaml = manifest(&config, &facts, component);
-                kubeforge_sdk::write_text(
-                    MANIFESTS_ROOT,
-                    &manifest_file_name(component.name()),
-                    &yaml,
-                    MANIFEST_MODE,
-                )?;
+                write_manifest(component.name(), &yaml)?;
             }
             Ok(PhaseReport { outputs: vec![] })
         }

@@ -9,9 +9,7 @@ pub const LOCAL: &str = "local";
 #[cfg(target_arch = "wasm32")]
 mod component {
     use kubeforge_api::EffectiveConfig;
-    use kubeforge_sdk::staticpod::{
-        MANIFEST_MODE, MANIFESTS_DIR, MANIFESTS_ROOT, manifest_file_name,
-    };
+    use kubeforge_sdk::staticpod::{MANIFESTS_DIR, MANIFESTS_ROOT, write_manifest};
     use kubeforge_sdk::{
         CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
         SubPhase,
@@ -86,12 +84,7 @@ mod component {
         kubeforge_sdk::info(format!(
             "[etcd] Creating static Pod manifest for local etcd in {MANIFESTS_DIR:?}"
         ));
-        kubeforge_sdk::write_text(
-            MANIFESTS_ROOT,
-            &manifest_file_name(ETCD),
-            &manifest,
-            MANIFEST_MODE,
-        )
+        write_manifest(ETCD, &manifest)
     }
 
     kubeforge_sdk::export!(Component with_types_in kubeforge_sdk::bindings);

@@ -19,8 +19,9 @@ pub const MANIFESTS_ROOT: &str = "manifests";
 /// Where the kubelet reads static Pod manifests; kubeadm names this folder in its output.
 pub const MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
 
-/// Permission bits of manifest files, as kubeadm writes them.
-pub const MANIFEST_MODE: u32 = 0o600;
+/// Permission bits of the manifests directory and files, as kubeadm creates them.
+const MANIFESTS_DIR_MODE: u32 = 0o700;
+const MANIFEST_MODE: u32 = 0o600;
 
 /// The named container port every probe refers to.
 const PROBE_PORT: &str = "probe-port";
@@ -41,9 +42,16 @@ pub fn refuse_rootless_control_plane(config: &EffectiveConfig) -> Result<(), Pha
     Ok(())
 }
 
-/// The file name of a component's manifest, `<component>.yaml`.
-pub fn manifest_file_name(component: &str) -> String {
-    format!("{component}.yaml")
+/// Writes `<component>.yaml` to the manifests directory as kubeadm does: the directory
+/// created 0700 if it is missing, the file 0600.
+pub fn write_manifest(component: &str, yaml: &str) -> Result<(), PhaseError> {
+    crate::fs::create_dir(MANIFESTS_ROOT, "", MANIFESTS_DIR_MODE)?;
+    crate::write_text(
+        MANIFESTS_ROOT,
+        &format!("{component}.yaml"),
+        yaml,
+        MANIFEST_MODE,
+    )
 }
 
 /// `dir` and `file` joined and cleaned as Go's `filepath.Join` does (`/etc/k8s//pki/` and
