@@ -219,13 +219,16 @@ pub fn image(config: &EffectiveConfig, component: Component) -> String {
 /// kubeadm's warnings about `apiServer.extraArgs` `authorization-mode`: unknown modes are
 /// ignored by kubeadm's check, and a set other than `Node,RBAC` is worth a word.
 pub fn apiserver_warnings(config: &EffectiveConfig) -> Vec<String> {
-    let Some(requested) = arg_value(&config.cluster.api_server.extra_args, "authorization-mode")
+    let extra_args = &config.cluster.api_server.extra_args;
+    // With structured authorization configuration kubeadm does not look at the modes.
+    if arg_value(extra_args, "authorization-config").is_some() {
+        return vec![];
+    }
+    let Some(requested) =
+        arg_value(extra_args, "authorization-mode").filter(|modes| !modes.is_empty())
     else {
         return vec![];
     };
-    if requested.is_empty() {
-        return vec![];
-    }
     let mut warnings = Vec::new();
     let mut modes = Vec::new();
     for mode in requested.split(',') {

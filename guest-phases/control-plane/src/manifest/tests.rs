@@ -106,6 +106,54 @@ fn external_config() -> Value {
     config
 }
 
+/// `testdata/edge/kubeadm-config.yaml`, defaulted: dual-stack subnets, structured
+/// authorization, unspecified bind addresses, values YAML must quote or fold, a user volume
+/// replacing a default one.
+fn edge_config() -> Value {
+    let mut config = default_config();
+    config["init"]["nodeRegistration"]["name"] = json!("edge-node.example");
+    config["init"]["localAPIEndpoint"]["advertiseAddress"] = json!("172.16.0.5");
+    let cluster = &mut config["cluster"];
+    cluster["networking"]["serviceSubnet"] = json!("10.96.0.0/12,fd00:10:96::/112");
+    cluster["networking"]["podSubnet"] = json!("10.244.0.0/16,fd00:10:244::/56");
+    cluster["apiServer"] = json!({
+        "extraArgs": [
+            arg("authorization-config", "/etc/kubernetes/authz.yaml"),
+            arg("authorization-mode", "Node,Magic"),
+            arg("admission-control-config-file", "a very long value with many spaces that should be folded by the yaml emitter at column eighty or so, yes"),
+            arg("bind-address", "::"),
+        ],
+        "extraEnvs": [
+            {"name": "FLAG", "value": "true"},
+            {"name": "COLON", "value": "a: b"},
+            {"name": "STAR", "value": "*star"},
+            {"name": "EMPTY", "value": ""},
+            {"name": "NUM", "value": "0755"},
+        ],
+        "extraVolumes": [
+            {"name": "long", "hostPath": "/var/lib/a very long path with spaces/that goes on and on and on beyond eighty columns/x", "mountPath": "/x"},
+        ],
+    });
+    cluster["controllerManager"] =
+        json!({"extraArgs": [arg("bind-address", "::"), arg("controllers", "*,-nodeipam")]});
+    cluster["scheduler"] = json!({
+        "extraArgs": [arg("bind-address", "0.0.0.0")],
+        "extraVolumes": [
+            {"name": "kubeconfig", "hostPath": "/etc/kubernetes/other-scheduler.conf", "mountPath": "/etc/kubernetes/scheduler.conf", "readOnly": true, "pathType": "File"},
+        ],
+    });
+    cluster["etcd"]["local"] = json!({
+        "dataDir": "/var/lib/etcd/",
+        "extraArgs": [
+            arg("listen-metrics-urls", "http://:2390"),
+            arg("initial-cluster", "a=https://1.1.1.1:2380"),
+            arg("initial-cluster", "b=https://1.1.1.2:2380"),
+        ],
+        "extraEnvs": [{"name": "ETCD_QUOTA", "value": "8589934592"}],
+    });
+    config
+}
+
 /// The node the golden files were generated on.
 fn golden_node() -> NodeFacts {
     NodeFacts {
@@ -178,6 +226,13 @@ fn ipv6_manifests_are_kubeadms_byte_for_byte() {
 #[test]
 fn external_etcd_manifests_are_kubeadms_byte_for_byte() {
     assert_matches_kubeadm(external_config(), &golden_node(), goldens!("external"));
+}
+
+#[test]
+fn edge_case_manifests_are_kubeadms_byte_for_byte() {
+    assert_matches_kubeadm(edge_config(), &golden_node(), goldens!("edge"));
+    // Structured authorization: kubeadm neither sets the mode nor warns about the user's.
+    assert!(apiserver_warnings(&parse(edge_config())).is_empty());
 }
 
 fn pod_of(config: Value, facts: &NodeFacts, component: Component) -> Value {

@@ -58,6 +58,26 @@ fn ipv6_config() -> Value {
     config
 }
 
+/// `testdata/edge/kubeadm-config.yaml`, defaulted: a data dir with a trailing slash, a
+/// metrics URL without host, a repeated user flag replacing a default one.
+fn edge_config() -> Value {
+    let mut config = default_config();
+    config["init"]["nodeRegistration"]["name"] = json!("edge-node.example");
+    config["init"]["localAPIEndpoint"]["advertiseAddress"] = json!("172.16.0.5");
+    config["cluster"]["networking"]["serviceSubnet"] = json!("10.96.0.0/12,fd00:10:96::/112");
+    config["cluster"]["networking"]["podSubnet"] = json!("10.244.0.0/16,fd00:10:244::/56");
+    config["cluster"]["etcd"]["local"] = json!({
+        "dataDir": "/var/lib/etcd/",
+        "extraArgs": [
+            {"name": "listen-metrics-urls", "value": "http://:2390"},
+            {"name": "initial-cluster", "value": "a=https://1.1.1.1:2380"},
+            {"name": "initial-cluster", "value": "b=https://1.1.1.2:2380"},
+        ],
+        "extraEnvs": [{"name": "ETCD_QUOTA", "value": "8589934592"}],
+    });
+    config
+}
+
 fn parse(config: Value) -> EffectiveConfig {
     serde_json::from_value(config).unwrap()
 }
@@ -96,6 +116,14 @@ fn ipv6_manifest_is_kubeadms_byte_for_byte() {
     assert_eq!(
         etcd_manifest(&parse(ipv6_config())).unwrap(),
         include_str!("testdata/ipv6/etcd.yaml")
+    );
+}
+
+#[test]
+fn edge_case_manifest_is_kubeadms_byte_for_byte() {
+    assert_eq!(
+        etcd_manifest(&parse(edge_config())).unwrap(),
+        include_str!("testdata/edge/etcd.yaml")
     );
 }
 
