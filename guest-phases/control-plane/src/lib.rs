@@ -13,19 +13,29 @@ mod component {
 
     use crate::manifest::{CA_CERT_EXTRA_DIRS, Component, NodeFacts, apiserver_warnings, manifest};
 
+    /// kubeadm's help text for `kubeadm init phase control-plane`.
+    const DESCRIPTION: &str =
+        "Generate all static Pod manifest files necessary to establish the control plane";
+
     struct PhaseComponent;
 
     impl Guest for PhaseComponent {
         fn describe() -> PhaseInfo {
             PhaseInfo {
                 name: "control-plane".into(),
-                description: "Generate all static Pod manifest files necessary to establish the control plane".into(),
+                description: DESCRIPTION.into(),
                 sub_phases: Component::ALL
                     .iter()
-                    .map(|component| SubPhase { name: component.sub_phase().into(), description: component.description() })
+                    .map(|component| SubPhase {
+                        name: component.sub_phase().into(),
+                        description: component.description(),
+                    })
                     .collect(),
                 requests: CapabilityRequest {
-                    fs: vec![FsRequest { root: MANIFESTS_ROOT.into(), writable: true }],
+                    fs: vec![FsRequest {
+                        root: MANIFESTS_ROOT.into(),
+                        writable: true,
+                    }],
                     pki_sign: vec![],
                     pki_create: vec![],
                     kube: vec![],

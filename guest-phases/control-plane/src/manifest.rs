@@ -157,11 +157,11 @@ pub fn pod(config: &EffectiveConfig, facts: &NodeFacts, component: Component) ->
         path,
         scheme: Scheme::Https,
     };
-    // The controller-manager has no readiness endpoint kubeadm probes; the others are probed
-    // for liveness and startup on /livez (/healthz for the controller-manager).
-    let (health_path, readiness) = match component {
-        Component::ControllerManager => ("/healthz", Value::Null),
-        _ => ("/livez", readiness_probe(probe("/readyz"))),
+    // kubeadm checks the controller-manager's liveness and startup on /healthz and does not
+    // probe its readiness; the others on /livez and /readyz.
+    let health_path = match component {
+        Component::ControllerManager => "/healthz",
+        _ => "/livez",
     };
     let mut container = without_empty_lists(json!({
         "command": command(component.name(), defaults, extra_args),
@@ -171,13 +171,12 @@ pub fn pod(config: &EffectiveConfig, facts: &NodeFacts, component: Component) ->
         "livenessProbe": liveness_probe(probe(health_path)),
         "name": component.name(),
         "ports": probe_port(port),
-        "readinessProbe": readiness,
         "resources": cpu_request(cpu),
         "startupProbe": startup_probe(probe(health_path), health_check_timeout),
         "volumeMounts": mounts.volume_mounts(),
     }));
-    if let Some(fields) = container.as_object_mut() {
-        fields.retain(|_, value| !value.is_null());
+    if component != Component::ControllerManager {
+        container["readinessProbe"] = readiness_probe(probe("/readyz"));
     }
     let annotations = match component {
         Component::ApiServer => vec![(

@@ -21,6 +21,10 @@ mod component {
     /// The logical fs root the host maps to the etcd data directory.
     const ETCD_DATA_ROOT: &str = "etcd-data";
 
+    /// kubeadm's help text for `kubeadm init phase etcd local`.
+    const LOCAL_DESCRIPTION: &str =
+        "Generate the static Pod manifest file for a local, single-node local etcd instance";
+
     struct Component;
 
     impl Guest for Component {
@@ -30,13 +34,18 @@ mod component {
                 description: "Generate static Pod manifest file for local etcd".into(),
                 sub_phases: vec![SubPhase {
                     name: LOCAL.into(),
-                    description: "Generate the static Pod manifest file for a local, single-node local etcd instance"
-                        .into(),
+                    description: LOCAL_DESCRIPTION.into(),
                 }],
                 requests: CapabilityRequest {
                     fs: vec![
-                        FsRequest { root: MANIFESTS_ROOT.into(), writable: true },
-                        FsRequest { root: ETCD_DATA_ROOT.into(), writable: true },
+                        FsRequest {
+                            root: MANIFESTS_ROOT.into(),
+                            writable: true,
+                        },
+                        FsRequest {
+                            root: ETCD_DATA_ROOT.into(),
+                            writable: true,
+                        },
                     ],
                     pki_sign: vec![],
                     pki_create: vec![],
