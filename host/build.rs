@@ -11,17 +11,30 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("host/ is inside the repository");
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ is inside the repository");
     let guests = root.join("guest-phases");
     println!("cargo:rerun-if-env-changed=KUBEFORGE_GUEST_DIR");
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", root.join("api").display());
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.lock").display()
+    );
 
     let phases = phase_crates(&guests);
-    for dir in phases.iter().map(|name| guests.join(name)).chain([guests.join("sdk")]) {
+    for dir in phases
+        .iter()
+        .map(|name| guests.join(name))
+        .chain([guests.join("sdk")])
+    {
         println!("cargo:rerun-if-changed={}", dir.display());
     }
 
@@ -30,14 +43,26 @@ fn main() {
         None => build_guests(&guests),
     };
 
-    let mut out = String::from("/// The stock phase components: (phase name, component bytes).\npub static STOCK_COMPONENTS: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// The stock phase components: (phase name, component bytes).\npub static STOCK_COMPONENTS: &[(&str, &[u8])] = &[\n",
+    );
     for name in &phases {
         let file = wasm_dir.join(format!("kubeforge_phase_{}.wasm", name.replace('-', "_")));
-        assert!(file.exists(), "the {name} phase component was not built: {} is missing", file.display());
-        writeln!(out, "    ({name:?}, include_bytes!({:?})),", file.display().to_string()).unwrap();
+        assert!(
+            file.exists(),
+            "the {name} phase component was not built: {} is missing",
+            file.display()
+        );
+        writeln!(
+            out,
+            "    ({name:?}, include_bytes!({:?})),",
+            file.display().to_string()
+        )
+        .unwrap();
     }
     out.push_str("];\n");
-    let generated = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("stock_components.rs");
+    let generated =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("stock_components.rs");
     std::fs::write(&generated, out).expect("writing stock_components.rs");
 }
 
@@ -62,7 +87,13 @@ fn build_guests(guests: &Path) -> PathBuf {
     let mut command = Command::new(cargo);
     command
         .current_dir(guests)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     // Settings of the outer build (host target, flags, profile) must not leak into the guests.
     for (key, _) in env::vars_os() {

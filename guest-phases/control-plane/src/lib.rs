@@ -32,10 +32,17 @@ mod component {
                     })
                     .collect(),
                 requests: CapabilityRequest {
-                    fs: vec![FsRequest {
-                        root: MANIFESTS_ROOT.into(),
-                        writable: true,
-                    }],
+                    fs: vec![
+                        FsRequest {
+                            root: MANIFESTS_ROOT.into(),
+                            writable: true,
+                        },
+                        // To tell kubeadm's external-CA mode (ca.crt without ca.key) apart.
+                        FsRequest {
+                            root: "pki".into(),
+                            writable: false,
+                        },
+                    ],
                     pki_sign: vec![],
                     pki_create: vec![],
                     kube: vec![],
@@ -92,10 +99,10 @@ mod component {
         }
         Ok(NodeFacts {
             existing_ca_cert_dirs,
+            // The host passes its *_proxy variables to the phase's environment.
             proxy_env: proxy_env_vars(std::env::vars()),
-            // Telling kubeadm's external CA mode apart needs to know whether ca.key exists,
-            // which this phase's grant (manifests only) cannot see; kubeadm's default applies.
-            external_ca: false,
+            external_ca: kubeforge_sdk::fs::exists("pki", "ca.crt")?
+                && !kubeforge_sdk::fs::exists("pki", "ca.key")?,
         })
     }
 

@@ -15,7 +15,11 @@ pub fn holds_private_key(contents: &[u8]) -> bool {
 }
 
 impl Host for PhaseState {
-    fn read(&mut self, root: String, path: String) -> wasmtime::Result<Result<Option<Vec<u8>>, PhaseError>> {
+    fn read(
+        &mut self,
+        root: String,
+        path: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, PhaseError>> {
         let file = match self.resolve(&root, &path, Access::Read) {
             Ok(file) => file,
             Err(e) => return Ok(Err(e)),
@@ -27,13 +31,29 @@ impl Host for PhaseState {
         if contents.as_deref().is_some_and(holds_private_key) {
             return Ok(Err(self.deny(
                 "fs",
-                format!("read {root}:{path} (it holds private key material: use the pki interface)"),
+                format!(
+                    "read {root}:{path} (it holds private key material: use the pki interface)"
+                ),
             )));
         }
         Ok(Ok(contents))
     }
 
-    fn write(&mut self, root: String, path: String, contents: Vec<u8>, mode: u32) -> wasmtime::Result<Result<(), PhaseError>> {
+    fn exists(&mut self, root: String, path: String) -> wasmtime::Result<Result<bool, PhaseError>> {
+        let file = match self.resolve(&root, &path, Access::Read) {
+            Ok(file) => file,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.host.effects.exists(&file).map_err(failed))
+    }
+
+    fn write(
+        &mut self,
+        root: String,
+        path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    ) -> wasmtime::Result<Result<(), PhaseError>> {
         if contents.len() > MAX_FILE {
             return Ok(Err(PhaseError::Failed(format!(
                 "{root}:{path} is {} bytes; a phase may write at most {MAX_FILE}",
@@ -48,22 +68,36 @@ impl Host for PhaseState {
             return Ok(Err(e));
         }
         let kind = match std::str::from_utf8(&contents) {
-            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {
-                FileKind::Certificate(pki::certs::summary(text).unwrap_or_else(|e| format!("unreadable certificate: {e:#}")))
-            }
+            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => FileKind::Certificate(
+                pki::certs::summary(text)
+                    .unwrap_or_else(|e| format!("unreadable certificate: {e:#}")),
+            ),
             _ => FileKind::Document,
         };
         let phase = self.phase.clone();
-        Ok(self.host.effects.write(&phase, &file, contents, mode & 0o7777, kind).map_err(failed))
+        Ok(self
+            .host
+            .effects
+            .write(&phase, &file, contents, mode & 0o7777, kind)
+            .map_err(failed))
     }
 
-    fn create_dir(&mut self, root: String, path: String, mode: u32) -> wasmtime::Result<Result<(), PhaseError>> {
+    fn create_dir(
+        &mut self,
+        root: String,
+        path: String,
+        mode: u32,
+    ) -> wasmtime::Result<Result<(), PhaseError>> {
         let dir = match self.resolve(&root, &path, Access::ReadWrite) {
             Ok(dir) => dir,
             Err(e) => return Ok(Err(e)),
         };
         let phase = self.phase.clone();
-        Ok(self.host.effects.create_dir(&phase, &dir, mode & 0o7777).map_err(failed))
+        Ok(self
+            .host
+            .effects
+            .create_dir(&phase, &dir, mode & 0o7777)
+            .map_err(failed))
     }
 
     fn remove(&mut self, root: String, path: String) -> wasmtime::Result<Result<bool, PhaseError>> {

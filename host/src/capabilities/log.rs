@@ -22,7 +22,10 @@ impl Host for PhaseState {
         self.log.used += message.len();
         if self.log.used > MAX_TOTAL {
             self.log.exhausted = true;
-            eprintln!("[{}] log limit of {MAX_TOTAL} bytes reached; further lines are dropped", self.phase);
+            eprintln!(
+                "[{}] log limit of {MAX_TOTAL} bytes reached; further lines are dropped",
+                self.phase
+            );
             return Ok(());
         }
         let mut message = message;

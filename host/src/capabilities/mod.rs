@@ -43,18 +43,42 @@ impl Grant {
     pub fn missing(&self, request: &CapabilityRequest) -> Vec<String> {
         let mut missing = Vec::new();
         for fs in &request.fs {
-            let wanted = if fs.writable { Access::ReadWrite } else { Access::Read };
-            if self.fs.get(&fs.root).is_none_or(|granted| *granted < wanted) {
-                missing.push(format!("fs: {} {}", fs.root, if fs.writable { "read-write" } else { "read" }));
+            let wanted = if fs.writable {
+                Access::ReadWrite
+            } else {
+                Access::Read
+            };
+            if self
+                .fs
+                .get(&fs.root)
+                .is_none_or(|granted| *granted < wanted)
+            {
+                missing.push(format!(
+                    "fs: {} {}",
+                    fs.root,
+                    if fs.writable { "read-write" } else { "read" }
+                ));
             }
         }
-        for ca in request.pki_sign.iter().filter(|ca| !self.pki_sign.contains(ca)) {
+        for ca in request
+            .pki_sign
+            .iter()
+            .filter(|ca| !self.pki_sign.contains(ca))
+        {
             missing.push(format!("pki: sign with {ca}"));
         }
-        for ca in request.pki_create.iter().filter(|ca| !self.pki_create.contains(ca)) {
+        for ca in request
+            .pki_create
+            .iter()
+            .filter(|ca| !self.pki_create.contains(ca))
+        {
             missing.push(format!("pki: create {ca}"));
         }
-        for path in request.node_paths.iter().filter(|p| !self.node_paths.contains(p)) {
+        for path in request
+            .node_paths
+            .iter()
+            .filter(|p| !self.node_paths.contains(p))
+        {
             missing.push(format!("node: path-exists {path}"));
         }
         if !request.kube.is_empty() {
@@ -120,9 +144,10 @@ impl PhaseState {
                 .trap_on_grow_failure(true)
                 .build(),
             log: log::LogBudget::default(),
-            // No preopens, no environment, no network: a phase reaches the world only through
-            // the kubeforge interfaces.
-            wasi: WasiCtx::builder().build(),
+            // No preopens, no network, and of the environment only the proxy settings, which
+            // kubeadm passes on to the control-plane containers: a phase reaches the world only
+            // through the kubeforge interfaces.
+            wasi: WasiCtx::builder().envs(&proxy_environment()).build(),
         }
     }
 
@@ -130,7 +155,10 @@ impl PhaseState {
     pub fn deny(&self, capability: &str, target: impl Into<String>) -> PhaseError {
         let target = target.into();
         tracing::warn!(phase = %self.phase, capability, target = %target, "denied");
-        eprintln!("[{}] denied: {capability} {target} is outside the phase's grant", self.phase);
+        eprintln!(
+            "[{}] denied: {capability} {target} is outside the phase's grant",
+            self.phase
+        );
         PhaseError::Denied(Denial {
             capability: capability.to_string(),
             target,
@@ -139,8 +167,17 @@ impl PhaseState {
 
     /// The machine path of `path` under the logical root `root`, if the grant allows `access`.
     pub fn resolve(&self, root: &str, path: &str, access: Access) -> Result<PathBuf, PhaseError> {
-        if self.grant.fs.get(root).is_none_or(|granted| *granted < access) {
-            let verb = if access == Access::ReadWrite { "write" } else { "read" };
+        if self
+            .grant
+            .fs
+            .get(root)
+            .is_none_or(|granted| *granted < access)
+        {
+            let verb = if access == Access::ReadWrite {
+                "write"
+            } else {
+                "read"
+            };
             return Err(self.deny("fs", format!("{verb} {root}:{path}")));
         }
         self.locate(root, path)
@@ -150,7 +187,9 @@ impl PhaseState {
     /// call this directly for the files they own (the pki capability for CA files).
     pub fn locate(&self, root: &str, path: &str) -> Result<PathBuf, PhaseError> {
         let Some(dir) = self.host.roots.get(root) else {
-            return Err(PhaseError::Failed(format!("there is no fs root named {root:?}")));
+            return Err(PhaseError::Failed(format!(
+                "there is no fs root named {root:?}"
+            )));
         };
         let relative = Path::new(path);
         if path.contains('\0')
@@ -158,7 +197,10 @@ impl PhaseState {
                 .components()
                 .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         {
-            return Err(self.deny("fs", format!("{root}:{path} (paths must stay inside their root)")));
+            return Err(self.deny(
+                "fs",
+                format!("{root}:{path} (paths must stay inside their root)"),
+            ));
         }
         // A symlink could lead outside the root; the roots kubeforge writes hold none.
         let mut current = dir.to_path_buf();
@@ -181,6 +223,13 @@ impl WasiView for PhaseState {
             table: &mut self.table,
         }
     }
+}
+
+/// The `*_proxy` variables (any case) of kubeforge's environment.
+fn proxy_environment() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(name, _)| name.to_lowercase().ends_with("_proxy"))
+        .collect()
 }
 
 /// A host failure as the phase sees it.

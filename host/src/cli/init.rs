@@ -133,10 +133,10 @@ impl InitFlagArgs {
 pub fn run(command: InitCommand, root: PathBuf, cache_dir: Option<PathBuf>) -> Result<()> {
     match command.subcommand {
         None => run_workflow(&command.flags, root, cache_dir, None),
-        Some(InitSubcommand::Phase(PhaseCommand {
-            phase: None, ..
-        })) => {
-            println!("The phases of `kubeforge init` (run one with `kubeforge init phase <phase> [<sub-phase>|all]`):");
+        Some(InitSubcommand::Phase(PhaseCommand { phase: None, .. })) => {
+            println!(
+                "The phases of `kubeforge init` (run one with `kubeforge init phase <phase> [<sub-phase>|all]`):"
+            );
             for slot in INIT_PHASES {
                 println!("  {:<20} {}", slot.name, slot.description);
             }
@@ -164,7 +164,12 @@ fn run_workflow(
     skip.extend(loaded.effective.init.skip_phases.iter().cloned());
     workflow::validate_skip_phases(&skip)?;
     let dry_run = args.dry_run || loaded.effective.init.dry_run;
-    let version = loaded.effective.cluster.kubernetes_version.clone().unwrap_or_default();
+    let version = loaded
+        .effective
+        .cluster
+        .kubernetes_version
+        .clone()
+        .unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -183,7 +188,11 @@ fn run_workflow(
                 let slot = workflow::slot(phase).with_context(|| {
                     format!(
                         "unknown phase {phase:?}; the phases are: {}",
-                        INIT_PHASES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                        INIT_PHASES
+                            .iter()
+                            .map(|s| s.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })?;
                 runner.run_phase(slot, sub_phase.as_deref(), &skip).await

@@ -51,13 +51,34 @@ impl Effects {
         }
     }
 
+    /// Whether `path` exists as this run sees it.
+    pub fn exists(&self, path: &Path) -> Result<bool> {
+        if let Some(plan) = &self.plan
+            && let Some(planned) = plan.lock().expect("plan lock").lookup(path)
+        {
+            return Ok(planned.is_some());
+        }
+        Ok(path.exists())
+    }
+
     /// Write `contents` to `path` with permission bits `mode`.
-    pub fn write(&self, phase: &str, path: &Path, contents: Vec<u8>, mode: u32, kind: FileKind) -> Result<()> {
+    pub fn write(
+        &self,
+        phase: &str,
+        path: &Path,
+        contents: Vec<u8>,
+        mode: u32,
+        kind: FileKind,
+    ) -> Result<()> {
         match &self.plan {
             Some(plan) => {
-                plan.lock()
-                    .expect("plan lock")
-                    .record_write(phase, path.to_path_buf(), contents, mode, kind);
+                plan.lock().expect("plan lock").record_write(
+                    phase,
+                    path.to_path_buf(),
+                    contents,
+                    mode,
+                    kind,
+                );
                 Ok(())
             }
             None => atomic::write_file(path, &contents, mode),
@@ -69,7 +90,9 @@ impl Effects {
         match &self.plan {
             Some(plan) => {
                 if !path.is_dir() {
-                    plan.lock().expect("plan lock").record_dir(phase, path.to_path_buf(), mode);
+                    plan.lock()
+                        .expect("plan lock")
+                        .record_dir(phase, path.to_path_buf(), mode);
                 }
                 Ok(())
             }
@@ -83,7 +106,9 @@ impl Effects {
         match &self.plan {
             Some(plan) => {
                 if existed {
-                    plan.lock().expect("plan lock").record_removal(phase, path.to_path_buf());
+                    plan.lock()
+                        .expect("plan lock")
+                        .record_removal(phase, path.to_path_buf());
                 }
             }
             None if existed => std::fs::remove_file(path)

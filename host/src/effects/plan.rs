@@ -26,9 +26,20 @@ pub struct PlannedFile {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Write { phase: String, path: PathBuf, file: PlannedFile },
-    CreateDir { phase: String, path: PathBuf, mode: u32 },
-    Remove { phase: String, path: PathBuf },
+    Write {
+        phase: String,
+        path: PathBuf,
+        file: PlannedFile,
+    },
+    CreateDir {
+        phase: String,
+        path: PathBuf,
+        mode: u32,
+    },
+    Remove {
+        phase: String,
+        path: PathBuf,
+    },
 }
 
 /// Recorded effects, in order, with an overlay of the files they leave behind.
@@ -45,19 +56,41 @@ impl Plan {
         self.overlay.get(path).map(Option::as_ref)
     }
 
-    pub fn record_write(&mut self, phase: &str, path: PathBuf, contents: Vec<u8>, mode: u32, kind: FileKind) {
-        let file = PlannedFile { contents, mode, kind };
+    pub fn record_write(
+        &mut self,
+        phase: &str,
+        path: PathBuf,
+        contents: Vec<u8>,
+        mode: u32,
+        kind: FileKind,
+    ) {
+        let file = PlannedFile {
+            contents,
+            mode,
+            kind,
+        };
         self.overlay.insert(path.clone(), Some(file.clone()));
-        self.steps.push(Step::Write { phase: phase.into(), path, file });
+        self.steps.push(Step::Write {
+            phase: phase.into(),
+            path,
+            file,
+        });
     }
 
     pub fn record_dir(&mut self, phase: &str, path: PathBuf, mode: u32) {
-        self.steps.push(Step::CreateDir { phase: phase.into(), path, mode });
+        self.steps.push(Step::CreateDir {
+            phase: phase.into(),
+            path,
+            mode,
+        });
     }
 
     pub fn record_removal(&mut self, phase: &str, path: PathBuf) {
         self.overlay.insert(path.clone(), None);
-        self.steps.push(Step::Remove { phase: phase.into(), path });
+        self.steps.push(Step::Remove {
+            phase: phase.into(),
+            path,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -118,8 +151,20 @@ mod tests {
     fn overlay_sees_writes_and_removals_and_render_withholds_secrets() {
         let mut plan = Plan::default();
         let key = PathBuf::from("/r/pki/ca.key");
-        plan.record_write("certs", key.clone(), b"SECRET".to_vec(), 0o600, FileKind::PrivateKey("RSA-2048 private key".into()));
-        plan.record_write("etcd", "/r/m/etcd.yaml".into(), b"kind: Pod\n".to_vec(), 0o600, FileKind::Document);
+        plan.record_write(
+            "certs",
+            key.clone(),
+            b"SECRET".to_vec(),
+            0o600,
+            FileKind::PrivateKey("RSA-2048 private key".into()),
+        );
+        plan.record_write(
+            "etcd",
+            "/r/m/etcd.yaml".into(),
+            b"kind: Pod\n".to_vec(),
+            0o600,
+            FileKind::Document,
+        );
         assert_eq!(plan.lookup(&key).unwrap().unwrap().contents, b"SECRET");
         plan.record_removal("reset", key.clone());
         assert!(plan.lookup(&key).unwrap().is_none());

@@ -43,7 +43,9 @@ impl ArtifactCache {
             // is recompiled and replaced below.
             match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), "recompiling an unreadable cached component: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "recompiling an unreadable cached component: {e:#}")
+                }
             }
         }
         let component = Component::new(engine, wasm).map_err(|e| anyhow!("compiling: {e:#}"))?;

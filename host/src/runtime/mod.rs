@@ -70,7 +70,8 @@ impl Runtime {
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e:#}"))?;
+        let engine =
+            Engine::new(&config).map_err(|e| anyhow!("creating the wasmtime engine: {e:#}"))?;
         let ticker = engine.weak();
         std::thread::spawn(move || {
             while let Some(engine) = ticker.upgrade() {
@@ -81,13 +82,22 @@ impl Runtime {
         });
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_error)?;
-        bindings::kubeforge::phase::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(wasm_error)?;
-        bindings::kubeforge::phase::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(wasm_error)?;
-        bindings::kubeforge::phase::fs::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(wasm_error)?;
-        bindings::kubeforge::phase::pki::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(wasm_error)?;
-        bindings::kubeforge::phase::node::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(wasm_error)?;
+        bindings::kubeforge::phase::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(wasm_error)?;
+        bindings::kubeforge::phase::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(wasm_error)?;
+        bindings::kubeforge::phase::fs::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(wasm_error)?;
+        bindings::kubeforge::phase::pki::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(wasm_error)?;
+        bindings::kubeforge::phase::node::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(wasm_error)?;
         let cache = ArtifactCache::new(cache_dir, &engine);
-        Ok(Self { engine, linker, cache })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
     }
 
     /// Compile (or take from the cache) and link a component.
@@ -101,8 +111,9 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("the {name} phase component cannot be linked: {e:#}"))?;
-        let pre = PhaseComponentPre::new(pre)
-            .map_err(|e| anyhow!("the {name} component does not export kubeforge:phase/phase: {e:#}"))?;
+        let pre = PhaseComponentPre::new(pre).map_err(|e| {
+            anyhow!("the {name} component does not export kubeforge:phase/phase: {e:#}")
+        })?;
         Ok(LoadedPhase {
             name: name.to_string(),
             digest,
@@ -113,16 +124,26 @@ impl Runtime {
     /// The phase's description of itself, run under the same limits as a run, with no grant.
     pub async fn describe(&self, phase: &LoadedPhase, host: Arc<HostContext>) -> Result<PhaseInfo> {
         let limits = Limits::default();
-        let mut store = self.store(PhaseState::new(&phase.name, Grant::default(), host, limits.memory), limits);
+        let mut store = self.store(
+            PhaseState::new(&phase.name, Grant::default(), host, limits.memory),
+            limits,
+        );
         let result = tokio::time::timeout(limits.deadline, async {
             let instance = phase.pre.instantiate_async(&mut store).await?;
-            instance.kubeforge_phase_phase().call_describe(&mut store).await
+            instance
+                .kubeforge_phase_phase()
+                .call_describe(&mut store)
+                .await
         })
         .await;
         match result {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(e)) => Err(explain_trap(&phase.name, e, limits)),
-            Err(_) => Err(anyhow!("the {} phase did not describe itself within {:?}", phase.name, limits.deadline)),
+            Err(_) => Err(anyhow!(
+                "the {} phase did not describe itself within {:?}",
+                phase.name,
+                limits.deadline
+            )),
         }
     }
 
@@ -169,11 +190,19 @@ impl Runtime {
 /// A trap as the operator should read it: which limit, or what the guest did.
 fn explain_trap(phase: &str, error: wasmtime::Error, limits: Limits) -> anyhow::Error {
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => anyhow!("the {phase} phase exceeded its deadline of {:?}", limits.deadline),
+        Some(Trap::Interrupt) => anyhow!(
+            "the {phase} phase exceeded its deadline of {:?}",
+            limits.deadline
+        ),
         Some(Trap::UnreachableCodeReached) | Some(Trap::StackOverflow) | Some(_) => {
             let text = format!("{error:?}");
-            if text.contains("memory") && text.contains("limit") || text.contains("forcing trap when growing memory") {
-                anyhow!("the {phase} phase exceeded its memory limit of {} MiB", limits.memory >> 20)
+            if text.contains("memory") && text.contains("limit")
+                || text.contains("forcing trap when growing memory")
+            {
+                anyhow!(
+                    "the {phase} phase exceeded its memory limit of {} MiB",
+                    limits.memory >> 20
+                )
             } else {
                 anyhow!("the {phase} phase crashed: {error:#}")
             }

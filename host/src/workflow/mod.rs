@@ -34,20 +34,96 @@ pub struct Slot {
 
 /// kubeadm's `init` phases, in order.
 pub const INIT_PHASES: &[Slot] = &[
-    Slot { name: "preflight", description: "Run pre-flight checks", filling: Filling::Unavailable { blocks_later_phases: false } },
-    Slot { name: "certs", description: "Certificate generation", filling: Filling::Component("certs") },
-    Slot { name: "kubeconfig", description: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file", filling: Filling::Component("kubeconfig") },
-    Slot { name: "etcd", description: "Generate static Pod manifest file for local etcd", filling: Filling::Component("etcd") },
-    Slot { name: "control-plane", description: "Generate all static Pod manifest files necessary to establish the control plane", filling: Filling::Component("control-plane") },
-    Slot { name: "kubelet-start", description: "Write kubelet settings and (re)start the kubelet", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "wait-control-plane", description: "Wait for the control plane to start", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "upload-config", description: "Upload the kubeadm and kubelet configuration to a ConfigMap", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "upload-certs", description: "Upload certificates to kubeadm-certs", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "mark-control-plane", description: "Mark a node as a control-plane", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "bootstrap-token", description: "Generates bootstrap tokens used to join a node to a cluster", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "kubelet-finalize", description: "Updates settings relevant to the kubelet after TLS bootstrap", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "addon", description: "Install required addons for passing conformance tests", filling: Filling::Unavailable { blocks_later_phases: true } },
-    Slot { name: "show-join-command", description: "Show the join command for control-plane and worker node", filling: Filling::Unavailable { blocks_later_phases: true } },
+    Slot {
+        name: "preflight",
+        description: "Run pre-flight checks",
+        filling: Filling::Unavailable {
+            blocks_later_phases: false,
+        },
+    },
+    Slot {
+        name: "certs",
+        description: "Certificate generation",
+        filling: Filling::Component("certs"),
+    },
+    Slot {
+        name: "kubeconfig",
+        description: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file",
+        filling: Filling::Component("kubeconfig"),
+    },
+    Slot {
+        name: "etcd",
+        description: "Generate static Pod manifest file for local etcd",
+        filling: Filling::Component("etcd"),
+    },
+    Slot {
+        name: "control-plane",
+        description: "Generate all static Pod manifest files necessary to establish the control plane",
+        filling: Filling::Component("control-plane"),
+    },
+    Slot {
+        name: "kubelet-start",
+        description: "Write kubelet settings and (re)start the kubelet",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "wait-control-plane",
+        description: "Wait for the control plane to start",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "upload-config",
+        description: "Upload the kubeadm and kubelet configuration to a ConfigMap",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "upload-certs",
+        description: "Upload certificates to kubeadm-certs",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "mark-control-plane",
+        description: "Mark a node as a control-plane",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "bootstrap-token",
+        description: "Generates bootstrap tokens used to join a node to a cluster",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "kubelet-finalize",
+        description: "Updates settings relevant to the kubelet after TLS bootstrap",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "addon",
+        description: "Install required addons for passing conformance tests",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
+    Slot {
+        name: "show-join-command",
+        description: "Show the join command for control-plane and worker node",
+        filling: Filling::Unavailable {
+            blocks_later_phases: true,
+        },
+    },
 ];
 
 /// The slot named `name`.
@@ -76,13 +152,25 @@ pub struct Runner {
 fn roots(config: &EffectiveConfig, host: &Path) -> Roots {
     let node = |path: &str| host.join(path.trim_start_matches('/'));
     let mut roots = Roots::default();
-    roots.insert("pki", node(config.cluster.certificates_dir.as_deref().unwrap_or("/etc/kubernetes/pki")));
+    roots.insert(
+        "pki",
+        node(
+            config
+                .cluster
+                .certificates_dir
+                .as_deref()
+                .unwrap_or("/etc/kubernetes/pki"),
+        ),
+    );
     roots.insert("kubeconfig", node("/etc/kubernetes"));
     roots.insert("manifests", node("/etc/kubernetes/manifests"));
     roots.insert("kubelet", node("/var/lib/kubelet"));
     roots.insert("tmp", node("/etc/kubernetes/tmp"));
     if let Some(local) = &config.cluster.etcd.local {
-        roots.insert("etcd-data", node(local.data_dir.as_deref().unwrap_or("/var/lib/etcd")));
+        roots.insert(
+            "etcd-data",
+            node(local.data_dir.as_deref().unwrap_or("/var/lib/etcd")),
+        );
     }
     roots
 }
@@ -92,7 +180,11 @@ impl Runner {
         let runtime = Runtime::new(options.cache_dir)?;
         let host = Arc::new(HostContext {
             roots: roots(&config, &options.root),
-            effects: if options.dry_run { Effects::plan() } else { Effects::apply() },
+            effects: if options.dry_run {
+                Effects::plan()
+            } else {
+                Effects::apply()
+            },
             node_root: options.root,
             started: SystemTime::now(),
         });
@@ -106,8 +198,9 @@ impl Runner {
 
     /// Load the component filling `slot` and refuse it if it asks for more than its grant.
     async fn load(&self, slot: &Slot, component: &str) -> Result<(LoadedPhase, Vec<String>)> {
-        let bytes = stock::component(component)
-            .with_context(|| format!("the stock component {component:?} is not built into this binary"))?;
+        let bytes = stock::component(component).with_context(|| {
+            format!("the stock component {component:?} is not built into this binary")
+        })?;
         let loaded = self.runtime.load(component, bytes)?;
         let info = self.runtime.describe(&loaded, self.host.clone()).await?;
         let missing = stock::grant(component).missing(&info.requests);
@@ -124,7 +217,12 @@ impl Runner {
     }
 
     /// Run one slot, or one of its sub-phases.
-    pub async fn run_phase(&mut self, slot: &Slot, sub_phase: Option<&str>, skip: &[String]) -> Result<()> {
+    pub async fn run_phase(
+        &mut self,
+        slot: &Slot,
+        sub_phase: Option<&str>,
+        skip: &[String],
+    ) -> Result<()> {
         let Filling::Component(component) = slot.filling else {
             bail!(
                 "phase {:?} is not available in this kubeforge build yet; skip it with --skip-phases={}",
@@ -158,14 +256,20 @@ impl Runner {
                 sub_phases.join(", ")
             ),
         };
-        let config = serde_json::to_string(&self.config).context("encoding the configuration for the phase")?;
+        let config = serde_json::to_string(&self.config)
+            .context("encoding the configuration for the phase")?;
         for sub in selected {
             let context = PhaseContext {
                 config: config.clone(),
                 dry_run: self.host.effects.is_dry_run(),
                 outputs: self.outputs.clone(),
             };
-            let state = PhaseState::new(slot.name, stock::grant(component), self.host.clone(), Limits::default().memory);
+            let state = PhaseState::new(
+                slot.name,
+                stock::grant(component),
+                self.host.clone(),
+                Limits::default().memory,
+            );
             let report = self
                 .runtime
                 .run(&loaded, state, &context, sub, Limits::default())
@@ -184,13 +288,20 @@ impl Runner {
             }
             match slot.filling {
                 Filling::Component(_) => self.run_phase(slot, None, skip).await?,
-                Filling::Unavailable { blocks_later_phases: false } => {
-                    eprintln!("[{}] not available in this kubeforge build yet; skipped", slot.name);
+                Filling::Unavailable {
+                    blocks_later_phases: false,
+                } => {
+                    eprintln!(
+                        "[{}] not available in this kubeforge build yet; skipped",
+                        slot.name
+                    );
                 }
-                Filling::Unavailable { blocks_later_phases: true } => {
+                Filling::Unavailable {
+                    blocks_later_phases: true,
+                } => {
                     bail!(
                         "phase {:?} is not available in this kubeforge build yet, and the phases after it depend on it; \
-                         the node's files are written, the cluster-side phases are not (skip it with --skip-phases={} to stop here quietly)",
+                         the phases before it ran, the rest did not (skip them with --skip-phases={} to stop here without an error)",
                         slot.name,
                         INIT_PHASES
                             .iter()
@@ -218,7 +329,11 @@ pub fn validate_skip_phases(skip: &[String]) -> Result<()> {
         if slot(phase).is_none() {
             return Err(anyhow!(
                 "--skip-phases: unknown phase {entry:?}; the phases are: {}",
-                INIT_PHASES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                INIT_PHASES
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -232,10 +347,18 @@ fn phase_failure(phase: &str, sub: Option<&str>, error: RunError) -> anyhow::Err
     };
     match error {
         RunError::Phase(PhaseError::InvalidConfig(field)) => {
-            anyhow!("phase {name}: invalid configuration: {}: {}", field.field, field.reason)
+            anyhow!(
+                "phase {name}: invalid configuration: {}: {}",
+                field.field,
+                field.reason
+            )
         }
         RunError::Phase(PhaseError::Denied(denial)) => {
-            anyhow!("phase {name} was denied {} access: {}", denial.capability, denial.target)
+            anyhow!(
+                "phase {name} was denied {} access: {}",
+                denial.capability,
+                denial.target
+            )
         }
         RunError::Phase(PhaseError::Conflict(why)) => anyhow!("phase {name}: {why}"),
         RunError::Phase(PhaseError::Failed(why)) => anyhow!("phase {name} failed: {why}"),

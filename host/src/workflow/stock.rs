@@ -24,7 +24,12 @@ pub const CA_CERTIFICATE_DIRS: &[&str] = &[
 
 /// The grant of the stock component `name`: exactly what it needs, nothing more.
 pub fn grant(name: &str) -> Grant {
-    let fs = |roots: &[(&str, Access)]| roots.iter().map(|(root, access)| (root.to_string(), *access)).collect();
+    let fs = |roots: &[(&str, Access)]| {
+        roots
+            .iter()
+            .map(|(root, access)| (root.to_string(), *access))
+            .collect()
+    };
     let cas = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     match name {
         "certs" => Grant {
@@ -39,11 +44,15 @@ pub fn grant(name: &str) -> Grant {
             ..Grant::default()
         },
         "etcd" => Grant {
-            fs: fs(&[("manifests", Access::ReadWrite), ("etcd-data", Access::ReadWrite)]),
+            fs: fs(&[
+                ("manifests", Access::ReadWrite),
+                ("etcd-data", Access::ReadWrite),
+            ]),
             ..Grant::default()
         },
+        // Reads pki to tell kubeadm's external-CA mode (ca.crt without ca.key) apart.
         "control-plane" => Grant {
-            fs: fs(&[("manifests", Access::ReadWrite)]),
+            fs: fs(&[("manifests", Access::ReadWrite), ("pki", Access::Read)]),
             node_paths: CA_CERTIFICATE_DIRS.iter().map(|p| p.to_string()).collect(),
             ..Grant::default()
         },

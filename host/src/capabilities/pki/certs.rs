@@ -12,13 +12,19 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::runtime::bindings::kubeforge::phase::pki::{CertificateInfo, CertificateSpec, ExtKeyUsage};
+use crate::runtime::bindings::kubeforge::phase::pki::{
+    CertificateInfo, CertificateSpec, ExtKeyUsage,
+};
 
 /// kubeadm backdates NotBefore so that nodes with slightly skewed clocks accept new certificates.
 const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// rcgen parameters for `spec`, valid from `started` − 5 minutes.
-pub fn params(spec: &CertificateSpec, is_ca: bool, started: SystemTime) -> Result<CertificateParams> {
+pub fn params(
+    spec: &CertificateSpec,
+    is_ca: bool,
+    started: SystemTime,
+) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
     for organization in &spec.organizations {
@@ -50,7 +56,10 @@ pub fn params(spec: &CertificateSpec, is_ca: bool, started: SystemTime) -> Resul
             ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
         })
         .collect();
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     if is_ca {
         params.key_usages.push(KeyUsagePurpose::KeyCertSign);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -67,7 +76,13 @@ fn random_serial() -> SerialNumber {
 }
 
 /// Sign `key`'s certificate described by `spec` with the CA `ca_pem`/`ca_key`; returns PEM.
-pub fn sign(spec: &CertificateSpec, key: &KeyPair, ca_pem: &str, ca_key: &KeyPair, started: SystemTime) -> Result<String> {
+pub fn sign(
+    spec: &CertificateSpec,
+    key: &KeyPair,
+    ca_pem: &str,
+    ca_key: &KeyPair,
+    started: SystemTime,
+) -> Result<String> {
     let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).context("reading the CA certificate")?;
     let cert = params(spec, false, started)?
         .signed_by(key, &issuer)
@@ -178,9 +193,18 @@ pub fn verify(pem: &str, ca_pem: &str) -> Result<()> {
         }
         child
             .verify_signature(Some(parent.public_key()))
-            .map_err(|_| anyhow!("its signature does not verify with the key of {:?}", parent.subject().to_string()))?;
+            .map_err(|_| {
+                anyhow!(
+                    "its signature does not verify with the key of {:?}",
+                    parent.subject().to_string()
+                )
+            })?;
         if !child.validity().is_valid() {
-            bail!("it is not valid now (valid from {} to {})", child.validity().not_before, child.validity().not_after);
+            bail!(
+                "it is not valid now (valid from {} to {})",
+                child.validity().not_before,
+                child.validity().not_after
+            );
         }
     }
     Ok(())
@@ -197,7 +221,10 @@ pub fn key_matches(pem: &str, key: &KeyPair) -> Result<bool> {
 pub fn public_key_pin(pem: &str) -> Result<String> {
     let der = certificates_der(pem)?.remove(0);
     let cert = parse(&der)?;
-    Ok(format!("sha256:{}", hex::encode(Sha256::digest(cert.public_key().raw))))
+    Ok(format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(cert.public_key().raw))
+    ))
 }
 
 /// One line for plans: subject, issuer, SANs, not-after.
@@ -211,7 +238,10 @@ pub fn summary(pem: &str) -> Result<String> {
         .collect();
     let not_after = OffsetDateTime::from_unix_timestamp(info.not_after)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| info.not_after.to_string());
     let organizations = if info.organizations.is_empty() {
         String::new()

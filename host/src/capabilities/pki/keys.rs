@@ -28,7 +28,8 @@ enum KeyState {
 impl KeyHandle {
     /// Start generating a key on a background thread.
     pub fn generate(algorithm: KeyAlgorithm) -> Self {
-        let worker = std::thread::spawn(move || generate_key(algorithm).map_err(|e| format!("{e:#}")));
+        let worker =
+            std::thread::spawn(move || generate_key(algorithm).map_err(|e| format!("{e:#}")));
         Self {
             state: Mutex::new(KeyState::Generating(worker)),
         }
@@ -44,7 +45,8 @@ impl KeyHandle {
     pub fn key(&self) -> Result<Arc<KeyPair>> {
         let mut state = self.state.lock().expect("key lock");
         if let KeyState::Generating(_) = &*state {
-            let KeyState::Generating(worker) = std::mem::replace(&mut *state, KeyState::Failed(String::new()))
+            let KeyState::Generating(worker) =
+                std::mem::replace(&mut *state, KeyState::Failed(String::new()))
             else {
                 unreachable!("checked above")
             };
@@ -99,7 +101,8 @@ pub fn describe(key: &KeyPair) -> String {
 pub fn to_pem(key: &KeyPair) -> Result<String> {
     let pkcs8 = key.serialized_der();
     let (label, der) = if let Some(curve) = ec_curve(key) {
-        let pair = EcdsaKeyPair::from_pkcs8(curve, pkcs8).map_err(|e| anyhow!("re-reading an EC key: {e}"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(curve, pkcs8)
+            .map_err(|e| anyhow!("re-reading an EC key: {e}"))?;
         let sec1 = pair
             .private_key()
             .as_der()
@@ -145,7 +148,9 @@ fn der_element(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
         if count == 0 || count > 4 || rest.len() < count {
             bail!("unsupported DER length");
         }
-        let len = rest[..count].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         (len, &rest[count..])
     };
     if rest.len() < len {
@@ -184,14 +189,29 @@ mod tests {
     #[test]
     fn keys_round_trip_through_kubeadm_pem_forms() {
         for (algorithm, label, description) in [
-            (KeyAlgorithm::Rsa2048, "RSA PRIVATE KEY", "RSA-2048 private key"),
-            (KeyAlgorithm::EcdsaP256, "EC PRIVATE KEY", "ECDSA P-256 private key"),
-            (KeyAlgorithm::EcdsaP384, "EC PRIVATE KEY", "ECDSA P-384 private key"),
+            (
+                KeyAlgorithm::Rsa2048,
+                "RSA PRIVATE KEY",
+                "RSA-2048 private key",
+            ),
+            (
+                KeyAlgorithm::EcdsaP256,
+                "EC PRIVATE KEY",
+                "ECDSA P-256 private key",
+            ),
+            (
+                KeyAlgorithm::EcdsaP384,
+                "EC PRIVATE KEY",
+                "ECDSA P-384 private key",
+            ),
         ] {
             let handle = KeyHandle::generate(algorithm);
             let key = handle.key().unwrap();
             let pem = to_pem(&key).unwrap();
-            assert!(pem.starts_with(&format!("-----BEGIN {label}-----\n")), "{pem}");
+            assert!(
+                pem.starts_with(&format!("-----BEGIN {label}-----\n")),
+                "{pem}"
+            );
             let reloaded = KeyPair::from_pem(&pem).unwrap();
             assert_eq!(reloaded.public_key_raw(), key.public_key_raw());
             assert_eq!(describe(&key), description);

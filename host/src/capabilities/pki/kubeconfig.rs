@@ -60,7 +60,11 @@ struct NamedUser {
 struct User {
     #[serde(rename = "client-certificate-data", default)]
     client_certificate_data: String,
-    #[serde(rename = "client-key-data", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "client-key-data",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     client_key_data: String,
 }
 
@@ -104,7 +108,12 @@ pub fn inspect(text: &str) -> Result<KubeconfigSpec> {
         .contexts
         .iter()
         .find(|c| c.name == config.current_context)
-        .ok_or_else(|| anyhow!("its current context {:?} does not exist", config.current_context))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "its current context {:?} does not exist",
+                config.current_context
+            )
+        })?;
     let cluster = config
         .clusters
         .iter()
@@ -116,15 +125,23 @@ pub fn inspect(text: &str) -> Result<KubeconfigSpec> {
         .find(|u| u.name == context.context.user)
         .ok_or_else(|| anyhow!("its user {:?} does not exist", context.context.user))?;
     let decode = |field: &str, value: &str| -> Result<String> {
-        let bytes = STANDARD.decode(value).with_context(|| format!("{field} is not base64"))?;
+        let bytes = STANDARD
+            .decode(value)
+            .with_context(|| format!("{field} is not base64"))?;
         String::from_utf8(bytes).with_context(|| format!("{field} is not PEM text"))
     };
     Ok(KubeconfigSpec {
         cluster_name: context.context.cluster.clone(),
         server: cluster.cluster.server.clone(),
-        certificate_authority_pem: decode("certificate-authority-data", &cluster.cluster.certificate_authority_data)?,
+        certificate_authority_pem: decode(
+            "certificate-authority-data",
+            &cluster.cluster.certificate_authority_data,
+        )?,
         user_name: context.context.user.clone(),
-        client_certificate_pem: decode("client-certificate-data", &user.user.client_certificate_data)?,
+        client_certificate_pem: decode(
+            "client-certificate-data",
+            &user.user.client_certificate_data,
+        )?,
     })
 }
 

@@ -15,7 +15,8 @@ use crate::capabilities::{Access, PhaseState, failed};
 use crate::effects::{Effects, FileKind};
 use crate::runtime::bindings::PhaseError;
 use crate::runtime::bindings::kubeforge::phase::pki::{
-    CertificateInfo, CertificateSpec, Host, HostAuthority, HostPrivateKey, KeyAlgorithm, KubeconfigSpec,
+    CertificateInfo, CertificateSpec, Host, HostAuthority, HostPrivateKey, KeyAlgorithm,
+    KubeconfigSpec,
 };
 
 pub use keys::KeyHandle;
@@ -60,7 +61,11 @@ pub fn refuse_clobbering(effects: &Effects, path: &Path) -> Result<(), PhaseErro
     }
     if path.extension().is_some_and(|e| e == "key") {
         let certificate = path.with_extension("crt");
-        if effects.read(&certificate).map_err(failed)?.is_some_and(|c| is_ca_certificate(&c)) {
+        if effects
+            .read(&certificate)
+            .map_err(failed)?
+            .is_some_and(|c| is_ca_certificate(&c))
+        {
             return Err(PhaseError::Conflict(format!(
                 "{} is the key of the CA {}; kubeforge never overwrites a CA",
                 path.display(),
@@ -81,26 +86,42 @@ impl PhaseState {
         let Some(bytes) = self.host.effects.read(path).map_err(failed)? else {
             return Ok(None);
         };
-        let text = String::from_utf8(bytes)
-            .map_err(|_| PhaseError::Failed(format!("{} is not a PEM private key", path.display())))?;
-        KeyPair::from_pem(&text)
-            .map(Some)
-            .map_err(|e| PhaseError::Failed(format!("{} is not a usable private key: {e}", path.display())))
+        let text = String::from_utf8(bytes).map_err(|_| {
+            PhaseError::Failed(format!("{} is not a PEM private key", path.display()))
+        })?;
+        KeyPair::from_pem(&text).map(Some).map_err(|e| {
+            PhaseError::Failed(format!(
+                "{} is not a usable private key: {e}",
+                path.display()
+            ))
+        })
     }
 
     fn write_key(&self, path: &Path, key: &KeyPair) -> Result<(), PhaseError> {
         let pem = keys::to_pem(key).map_err(failed)?;
         self.host
             .effects
-            .write(&self.phase, path, pem.into_bytes(), 0o600, FileKind::PrivateKey(keys::describe(key)))
+            .write(
+                &self.phase,
+                path,
+                pem.into_bytes(),
+                0o600,
+                FileKind::PrivateKey(keys::describe(key)),
+            )
             .map_err(failed)
     }
 
-    fn key_of(&self, key: &Resource<KeyHandle>) -> wasmtime::Result<Result<Arc<KeyPair>, PhaseError>> {
+    fn key_of(
+        &self,
+        key: &Resource<KeyHandle>,
+    ) -> wasmtime::Result<Result<Arc<KeyPair>, PhaseError>> {
         Ok(self.table.get(key)?.key().map_err(failed))
     }
 
-    fn authority(&self, authority: &Resource<AuthorityHandle>) -> wasmtime::Result<&AuthorityHandle> {
+    fn authority(
+        &self,
+        authority: &Resource<AuthorityHandle>,
+    ) -> wasmtime::Result<&AuthorityHandle> {
         Ok(self.table.get(authority)?)
     }
 }
@@ -120,7 +141,11 @@ impl HostPrivateKey for PhaseState {
         Ok(self.table.push(KeyHandle::generate(algorithm))?)
     }
 
-    fn load(&mut self, root: String, path: String) -> wasmtime::Result<Result<Option<Resource<KeyHandle>>, PhaseError>> {
+    fn load(
+        &mut self,
+        root: String,
+        path: String,
+    ) -> wasmtime::Result<Result<Option<Resource<KeyHandle>>, PhaseError>> {
         let file = try_phase!(self.resolve(&root, &path, Access::Read));
         let Some(key) = try_phase!(self.read_key(&file)) else {
             return Ok(Ok(None));
@@ -128,14 +153,22 @@ impl HostPrivateKey for PhaseState {
         Ok(Ok(Some(self.table.push(KeyHandle::ready(key))?)))
     }
 
-    fn store(&mut self, key: Resource<KeyHandle>, root: String, path: String) -> wasmtime::Result<Result<(), PhaseError>> {
+    fn store(
+        &mut self,
+        key: Resource<KeyHandle>,
+        root: String,
+        path: String,
+    ) -> wasmtime::Result<Result<(), PhaseError>> {
         let key = try_phase!(self.key_of(&key)?);
         let file = try_phase!(self.resolve(&root, &path, Access::ReadWrite));
         try_phase!(refuse_clobbering(&self.host.effects, &file));
         Ok(self.write_key(&file, &key))
     }
 
-    fn public_key_pem(&mut self, key: Resource<KeyHandle>) -> wasmtime::Result<Result<String, PhaseError>> {
+    fn public_key_pem(
+        &mut self,
+        key: Resource<KeyHandle>,
+    ) -> wasmtime::Result<Result<String, PhaseError>> {
         let key = try_phase!(self.key_of(&key)?);
         Ok(Ok(key.public_key_pem()))
     }
@@ -147,21 +180,31 @@ impl HostPrivateKey for PhaseState {
 }
 
 impl HostAuthority for PhaseState {
-    fn open(&mut self, name: String) -> wasmtime::Result<Result<Option<Resource<AuthorityHandle>>, PhaseError>> {
+    fn open(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Option<Resource<AuthorityHandle>>, PhaseError>> {
         if !self.grant.pki_sign.contains(&name) {
             return Ok(Err(self.deny("pki", format!("open CA {name}"))));
         }
         let Some((certificate_file, key_file)) = ca_files(&name) else {
-            return Ok(Err(PhaseError::Failed(format!("there is no CA named {name:?}"))));
+            return Ok(Err(PhaseError::Failed(format!(
+                "there is no CA named {name:?}"
+            ))));
         };
         let certificate_path = try_phase!(self.ca_file(certificate_file));
-        let Some(certificate) = try_phase!(self.host.effects.read(&certificate_path).map_err(failed)) else {
+        let Some(certificate) =
+            try_phase!(self.host.effects.read(&certificate_path).map_err(failed))
+        else {
             return Ok(Ok(None));
         };
-        let certificate_pem = try_phase!(String::from_utf8(certificate).map_err(|_| PhaseError::Failed(format!(
-            "{} is not a PEM certificate",
-            certificate_path.display()
-        ))));
+        let certificate_pem =
+            try_phase!(
+                String::from_utf8(certificate).map_err(|_| PhaseError::Failed(format!(
+                    "{} is not a PEM certificate",
+                    certificate_path.display()
+                )))
+            );
         match certs::inspect(&certificate_pem) {
             Ok(info) if info.is_ca => {}
             Ok(_) => {
@@ -171,7 +214,10 @@ impl HostAuthority for PhaseState {
                 ))));
             }
             Err(e) => {
-                return Ok(Err(PhaseError::Failed(format!("{}: {e:#}", certificate_path.display()))));
+                return Ok(Err(PhaseError::Failed(format!(
+                    "{}: {e:#}",
+                    certificate_path.display()
+                ))));
             }
         }
         let key_path = try_phase!(self.ca_file(key_file));
@@ -185,7 +231,11 @@ impl HostAuthority for PhaseState {
                 certificate_path.display()
             ))));
         }
-        Ok(Ok(Some(self.table.push(AuthorityHandle { name, certificate_pem, key })?)))
+        Ok(Ok(Some(self.table.push(AuthorityHandle {
+            name,
+            certificate_pem,
+            key,
+        })?)))
     }
 
     fn create(
@@ -198,7 +248,9 @@ impl HostAuthority for PhaseState {
             return Ok(Err(self.deny("pki", format!("create CA {name}"))));
         }
         let Some((certificate_file, key_file)) = ca_files(&name) else {
-            return Ok(Err(PhaseError::Failed(format!("there is no CA named {name:?}"))));
+            return Ok(Err(PhaseError::Failed(format!(
+                "there is no CA named {name:?}"
+            ))));
         };
         let certificate_path = try_phase!(self.ca_file(certificate_file));
         let key_path = try_phase!(self.ca_file(key_file));
@@ -211,7 +263,8 @@ impl HostAuthority for PhaseState {
             ))));
         }
         let key = try_phase!(self.key_of(&key)?);
-        let certificate_pem = try_phase!(certs::self_sign_ca(&spec, &key, self.host.started).map_err(failed));
+        let certificate_pem =
+            try_phase!(certs::self_sign_ca(&spec, &key, self.host.started).map_err(failed));
         try_phase!(self.write_key(&key_path, &key));
         let summary = try_phase!(certs::summary(&certificate_pem).map_err(failed));
         try_phase!(
@@ -233,7 +286,10 @@ impl HostAuthority for PhaseState {
         })?))
     }
 
-    fn certificate_pem(&mut self, authority: Resource<AuthorityHandle>) -> wasmtime::Result<String> {
+    fn certificate_pem(
+        &mut self,
+        authority: Resource<AuthorityHandle>,
+    ) -> wasmtime::Result<String> {
         Ok(self.authority(&authority)?.certificate_pem.clone())
     }
 
@@ -255,13 +311,26 @@ impl HostAuthority for PhaseState {
                 ca.name, spec.common_name
             ))));
         };
-        Ok(certs::sign(&spec, &key, &ca.certificate_pem, ca_key, self.host.started).map_err(failed))
+        Ok(
+            certs::sign(&spec, &key, &ca.certificate_pem, ca_key, self.host.started)
+                .map_err(failed),
+        )
     }
 
-    fn verify(&mut self, authority: Resource<AuthorityHandle>, certificate_pem: String) -> wasmtime::Result<Result<(), PhaseError>> {
+    fn verify(
+        &mut self,
+        authority: Resource<AuthorityHandle>,
+        certificate_pem: String,
+    ) -> wasmtime::Result<Result<(), PhaseError>> {
         let ca = self.authority(&authority)?;
-        Ok(certs::verify(&certificate_pem, &ca.certificate_pem)
-            .map_err(|e| PhaseError::Conflict(format!("the certificate is not signed by CA {}: {e:#}", ca.name))))
+        Ok(
+            certs::verify(&certificate_pem, &ca.certificate_pem).map_err(|e| {
+                PhaseError::Conflict(format!(
+                    "the certificate is not signed by CA {}: {e:#}",
+                    ca.name
+                ))
+            }),
+        )
     }
 
     fn drop(&mut self, authority: Resource<AuthorityHandle>) -> wasmtime::Result<()> {
@@ -271,16 +340,26 @@ impl HostAuthority for PhaseState {
 }
 
 impl Host for PhaseState {
-    fn inspect(&mut self, certificate_pem: String) -> wasmtime::Result<Result<CertificateInfo, PhaseError>> {
+    fn inspect(
+        &mut self,
+        certificate_pem: String,
+    ) -> wasmtime::Result<Result<CertificateInfo, PhaseError>> {
         Ok(certs::inspect(&certificate_pem).map_err(failed))
     }
 
-    fn key_matches(&mut self, certificate_pem: String, key: Resource<KeyHandle>) -> wasmtime::Result<Result<bool, PhaseError>> {
+    fn key_matches(
+        &mut self,
+        certificate_pem: String,
+        key: Resource<KeyHandle>,
+    ) -> wasmtime::Result<Result<bool, PhaseError>> {
         let key = try_phase!(self.key_of(&key)?);
         Ok(certs::key_matches(&certificate_pem, &key).map_err(failed))
     }
 
-    fn public_key_pin(&mut self, certificate_pem: String) -> wasmtime::Result<Result<String, PhaseError>> {
+    fn public_key_pin(
+        &mut self,
+        certificate_pem: String,
+    ) -> wasmtime::Result<Result<String, PhaseError>> {
         Ok(certs::public_key_pin(&certificate_pem).map_err(failed))
     }
 
@@ -302,18 +381,31 @@ impl Host for PhaseState {
         Ok(self
             .host
             .effects
-            .write(&self.phase, &file, text.into_bytes(), 0o600, FileKind::Kubeconfig(summary))
+            .write(
+                &self.phase,
+                &file,
+                text.into_bytes(),
+                0o600,
+                FileKind::Kubeconfig(summary),
+            )
             .map_err(failed))
     }
 
-    fn inspect_kubeconfig(&mut self, root: String, path: String) -> wasmtime::Result<Result<Option<KubeconfigSpec>, PhaseError>> {
+    fn inspect_kubeconfig(
+        &mut self,
+        root: String,
+        path: String,
+    ) -> wasmtime::Result<Result<Option<KubeconfigSpec>, PhaseError>> {
         let file = try_phase!(self.resolve(&root, &path, Access::Read));
         let Some(bytes) = try_phase!(self.host.effects.read(&file).map_err(failed)) else {
             return Ok(Ok(None));
         };
         let text = String::from_utf8_lossy(&bytes);
-        Ok(kubeconfig::inspect(&text)
-            .map(Some)
-            .map_err(|e| PhaseError::Failed(format!("{} is not a usable kubeconfig: {e:#}", file.display()))))
+        Ok(kubeconfig::inspect(&text).map(Some).map_err(|e| {
+            PhaseError::Failed(format!(
+                "{} is not a usable kubeconfig: {e:#}",
+                file.display()
+            ))
+        }))
     }
 }
