@@ -43,9 +43,17 @@ pub struct Container {
     pub env: Vec<EnvVar>,
     pub volume_mounts: Vec<VolumeMount>,
     pub working_dir: Option<String>,
+    pub ports: Vec<ContainerPort>,
     pub readiness_probe: Option<Probe>,
     pub startup_probe: Option<Probe>,
     pub liveness_probe: Option<Probe>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContainerPort {
+    pub name: String,
+    pub container_port: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -258,14 +266,23 @@ impl PathMapper {
     }
 }
 
-fn resolve_port(port: &Option<IntOrString>) -> Result<u16> {
-    match port {
-        Some(IntOrString::Int(n)) => u16::try_from(*n).with_context(|| format!("probe port {n}")),
-        Some(IntOrString::String(s)) => s
-            .parse()
-            .with_context(|| format!("named probe port {s:?} is not supported")),
+/// A probe port: a number, or the name of one of the container's ports
+/// (kubeadm 1.35 uses `port: probe-port` with `ports: [{name: probe-port,
+/// containerPort: 10257}]`).
+fn resolve_port(port: &Option<IntOrString>, ports: &[ContainerPort]) -> Result<u16> {
+    let n = match port {
+        Some(IntOrString::Int(n)) => *n,
+        Some(IntOrString::String(s)) => match s.parse::<i64>() {
+            Ok(n) => n,
+            Err(_) => ports
+                .iter()
+                .find(|p| p.name == *s)
+                .map(|p| p.container_port)
+                .with_context(|| format!("probe port {s:?} names no container port"))?,
+        },
         None => bail!("probe has no port"),
-    }
+    };
+    u16::try_from(n).with_context(|| format!("probe port {n}"))
 }
 
 fn resolve_probe(c: &Container) -> Result<Option<HttpProbe>> {
@@ -291,7 +308,7 @@ fn resolve_probe(c: &Container) -> Result<Option<HttpProbe>> {
     Ok(Some(HttpProbe {
         https,
         host,
-        port: resolve_port(&get.port)?,
+        port: resolve_port(&get.port, &c.ports)?,
         path,
     }))
 }
