@@ -74,11 +74,10 @@ impl Host for PhaseState {
             ),
             _ => FileKind::Document,
         };
-        let phase = self.phase.clone();
         Ok(self
             .host
             .effects
-            .write(&phase, &file, contents, mode & 0o7777, kind)
+            .write(&self.origin, &file, contents, mode & 0o7777, kind)
             .map_err(failed))
     }
 
@@ -92,11 +91,10 @@ impl Host for PhaseState {
             Ok(dir) => dir,
             Err(e) => return Ok(Err(e)),
         };
-        let phase = self.phase.clone();
         Ok(self
             .host
             .effects
-            .create_dir(&phase, &dir, mode & 0o7777)
+            .create_dir(&self.origin, &dir, mode & 0o7777)
             .map_err(failed))
     }
 
@@ -108,7 +106,10 @@ impl Host for PhaseState {
         if let Err(e) = pki::refuse_clobbering(&self.host.effects, &file) {
             return Ok(Err(e));
         }
-        let phase = self.phase.clone();
-        Ok(self.host.effects.remove(&phase, &file).map_err(failed))
+        Ok(self
+            .host
+            .effects
+            .remove(&self.origin, &file)
+            .map_err(failed))
     }
 }

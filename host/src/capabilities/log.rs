@@ -24,7 +24,7 @@ impl Host for PhaseState {
             self.log.exhausted = true;
             eprintln!(
                 "[{}] log limit of {MAX_TOTAL} bytes reached; further lines are dropped",
-                self.phase
+                self.origin.phase
             );
             return Ok(());
         }
@@ -38,10 +38,10 @@ impl Host for PhaseState {
             message.push_str(" …(truncated)");
         }
         match level {
-            Level::Debug => tracing::debug!(phase = %self.phase, "{message}"),
+            Level::Debug => tracing::debug!(phase = %self.origin.phase, "{message}"),
             Level::Info => println!("{message}"),
-            Level::Warn => eprintln!("W [{}] {message}", self.phase),
-            Level::Error => eprintln!("E [{}] {message}", self.phase),
+            Level::Warn => eprintln!("W [{}] {message}", self.origin.phase),
+            Level::Error => eprintln!("E [{}] {message}", self.origin.phase),
         }
         Ok(())
     }

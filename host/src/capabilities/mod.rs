@@ -16,7 +16,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::effects::Effects;
+use crate::effects::{Effects, Origin};
 use crate::runtime::bindings::{CapabilityRequest, Denial, PhaseError};
 
 /// What one phase may touch.
@@ -123,7 +123,7 @@ impl HostContext {
 
 /// The store data of one phase run.
 pub struct PhaseState {
-    pub phase: String,
+    pub origin: Origin,
     pub grant: Grant,
     pub host: Arc<HostContext>,
     pub table: ResourceTable,
@@ -133,9 +133,9 @@ pub struct PhaseState {
 }
 
 impl PhaseState {
-    pub fn new(phase: &str, grant: Grant, host: Arc<HostContext>, memory_limit: usize) -> Self {
+    pub fn new(origin: Origin, grant: Grant, host: Arc<HostContext>, memory_limit: usize) -> Self {
         Self {
-            phase: phase.to_string(),
+            origin,
             grant,
             host,
             table: ResourceTable::new(),
@@ -154,10 +154,13 @@ impl PhaseState {
     /// Deny a call: the operator sees a line, the phase gets an error it can report.
     pub fn deny(&self, capability: &str, target: impl Into<String>) -> PhaseError {
         let target = target.into();
-        tracing::warn!(phase = %self.phase, capability, target = %target, "denied");
+        tracing::warn!(phase = %self.origin.phase, capability, target = %target, "denied");
+        self.host
+            .effects
+            .record_denial(&self.origin, capability, &target);
         eprintln!(
             "[{}] denied: {capability} {target} is outside the phase's grant",
-            self.phase
+            self.origin.phase
         );
         PhaseError::Denied(Denial {
             capability: capability.to_string(),

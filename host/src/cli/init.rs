@@ -130,9 +130,14 @@ impl InitFlagArgs {
     }
 }
 
-pub fn run(command: InitCommand, root: PathBuf, cache_dir: Option<PathBuf>) -> Result<()> {
+pub fn run(
+    command: InitCommand,
+    root: PathBuf,
+    cache_dir: Option<PathBuf>,
+    journal: Option<PathBuf>,
+) -> Result<()> {
     match command.subcommand {
-        None => run_workflow(&command.flags, root, cache_dir, None),
+        None => run_workflow(&command.flags, root, cache_dir, journal, None),
         Some(InitSubcommand::Phase(PhaseCommand { phase: None, .. })) => {
             println!(
                 "The phases of `kubeforge init` (run one with `kubeforge init phase <phase> [<sub-phase>|all]`):"
@@ -146,7 +151,7 @@ pub fn run(command: InitCommand, root: PathBuf, cache_dir: Option<PathBuf>) -> R
             phase: Some(phase),
             sub_phase,
             flags,
-        })) => run_workflow(&flags, root, cache_dir, Some((phase, sub_phase))),
+        })) => run_workflow(&flags, root, cache_dir, journal, Some((phase, sub_phase))),
     }
 }
 
@@ -154,6 +159,7 @@ fn run_workflow(
     args: &InitFlagArgs,
     root: PathBuf,
     cache_dir: Option<PathBuf>,
+    journal: Option<PathBuf>,
     single: Option<(String, Option<String>)>,
 ) -> Result<()> {
     let loaded = config::load_init(args.config.as_deref(), &args.to_flags())?;
@@ -179,6 +185,7 @@ fn run_workflow(
             root,
             cache_dir,
             dry_run,
+            journal,
         },
         loaded.effective,
     )?;

@@ -24,6 +24,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "KUBEFORGE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
 
+    /// Append a JSON line per effect and denial to this file [default:
+    /// <root>/etc/kubernetes/tmp/kubeforge-journal.jsonl]; not written in --dry-run.
+    #[arg(long, global = true, value_name = "FILE")]
+    journal: Option<PathBuf>,
+
     /// Log verbosity for diagnostics on stderr (`-v` debug, `-vv` trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -48,7 +53,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let cache_dir = cli.cache_dir.clone().or_else(default_cache_dir);
     let result = match cli.command {
-        Command::Init(command) => init::run(command, cli.root, cache_dir),
+        Command::Init(command) => init::run(command, cli.root, cache_dir, cli.journal),
         Command::Config(command) => config::run(command),
         Command::Version(command) => version::run(command),
     };

@@ -1,12 +1,15 @@
-//! Atomic file writes: a temporary file beside the target, fsync, rename, fsync of the directory.
-//! A run killed at any point leaves either the old file or the new one, never half of one.
+//! Atomic file writes: temporary files beside their targets, fsync, rename in order, fsync of
+//! the directories. A run killed at any point leaves each file either old or new, never half
+//! written, and files are replaced in the order they were written, so a certificate never lands
+//! before its key.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 
 /// Create `dir` and its missing parents with `mode`.
 pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
@@ -17,34 +20,76 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
         .with_context(|| format!("creating directory {}", dir.display()))
 }
 
-/// Replace `path` with `contents` atomically, with permission bits `mode`.
-pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .with_context(|| format!("{} has no parent directory", path.display()))?;
-    if !dir.exists() {
-        create_dir_all(dir, 0o755)?;
-    }
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} has no file name", path.display()))?;
-    let temp = dir.join(format!(
-        ".{}.kubeforge-{}-{:08x}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let result = write_and_rename(&temp, path, contents, mode);
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
+/// One file to replace.
+pub struct FileWrite {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+    pub mode: u32,
 }
 
-fn write_and_rename(temp: &Path, path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+/// Replace `path` with `contents` atomically, with permission bits `mode`.
+pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    write_files(&[FileWrite {
+        path: path.to_path_buf(),
+        contents: contents.to_vec(),
+        mode,
+    }])
+}
+
+/// Replace several files atomically each, paying for durability once: every temporary file is
+/// written first, all are fsynced together (the filesystem commits them in one journal
+/// transaction), then renamed in order, then each directory is fsynced.
+pub fn write_files(files: &[FileWrite]) -> Result<()> {
+    let mut temps = Vec::with_capacity(files.len());
+    let result = stage_all(files, &mut temps).and_then(|()| {
+        sync_all(&temps)?;
+        for (temp, file) in temps.iter().zip(files) {
+            fs::rename(temp, &file.path)
+                .with_context(|| format!("writing {}", file.path.display()))?;
+        }
+        let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.path.parent()).collect();
+        for dir in dirs {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("syncing directory {}", dir.display()))?;
+        }
+        Ok(())
+    });
+    if result.is_err() {
+        for temp in &temps {
+            let _ = fs::remove_file(temp);
+        }
+    }
+    result
+}
+
+fn stage_all(files: &[FileWrite], temps: &mut Vec<PathBuf>) -> Result<()> {
+    for file in files {
+        let dir = file
+            .path
+            .parent()
+            .with_context(|| format!("{} has no parent directory", file.path.display()))?;
+        if !dir.exists() {
+            create_dir_all(dir, 0o755)?;
+        }
+        let name = file
+            .path
+            .file_name()
+            .with_context(|| format!("{} has no file name", file.path.display()))?;
+        let temp = dir.join(format!(
+            ".{}.kubeforge-{}-{:08x}.tmp",
+            name.to_string_lossy(),
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        stage(&temp, &file.contents, file.mode)
+            .with_context(|| format!("writing {}", file.path.display()))?;
+        temps.push(temp);
+    }
+    Ok(())
+}
+
+fn stage(temp: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -52,9 +97,32 @@ fn write_and_rename(temp: &Path, path: &Path, contents: &[u8], mode: u32) -> std
         .open(temp)?;
     file.write_all(contents)?;
     // The umask may have narrowed `mode`; kubeadm's modes are exact.
-    file.set_permissions(fs::Permissions::from_mode(mode))?;
-    file.sync_all()?;
-    fs::rename(temp, path)
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+/// fsync every file, a few at a time in parallel so their flushes share journal commits.
+fn sync_all(paths: &[PathBuf]) -> Result<()> {
+    const PARALLEL: usize = 8;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(paths.len().div_ceil(PARALLEL).max(1))
+            .map(|chunk| {
+                scope.spawn(move || -> Result<()> {
+                    for path in chunk {
+                        File::open(path)
+                            .and_then(|f| f.sync_all())
+                            .with_context(|| format!("syncing {}", path.display()))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .map_err(|_| anyhow!("a sync thread panicked"))?
+        })
+    })
 }
 
 #[cfg(test)]
@@ -74,5 +142,30 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files remain");
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        fs::write(&blocker, b"").unwrap();
+        let files = [
+            FileWrite {
+                path: dir.path().join("ok.crt"),
+                contents: b"x".to_vec(),
+                mode: 0o644,
+            },
+            FileWrite {
+                path: blocker.join("x.crt"),
+                contents: b"y".to_vec(),
+                mode: 0o644,
+            },
+        ];
+        assert!(write_files(&files).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("not-a-dir")]);
     }
 }

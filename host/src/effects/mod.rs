@@ -1,40 +1,62 @@
 //! The one layer every mutating host call passes through.
 //!
-//! In apply mode an effect is performed (files atomically, see [`atomic`]); in plan mode
-//! (`--dry-run`) it is recorded against an overlay, so later reads see earlier writes, and the
-//! whole plan is printed at the end without touching the machine.
+//! In apply mode a phase's file writes are staged and committed together when the phase ends
+//! (atomically per file, durably as one batch, in write order; see [`atomic`]) and journaled
+//! (see [`journal`]); reads see staged writes. In plan mode (`--dry-run`) effects are recorded
+//! against an overlay, so later reads see earlier writes, and the whole plan is printed at the
+//! end without touching the machine.
 
 pub mod atomic;
+pub mod journal;
 mod plan;
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use atomic::FileWrite;
+pub use journal::{Entry, Journal, Origin, Outcome};
 pub use plan::{FileKind, Plan};
 
 /// Performs or records effects.
 pub struct Effects {
     /// `Some` in plan mode.
     plan: Option<Mutex<Plan>>,
+    /// Apply mode: writes not yet committed, in order.
+    staged: Mutex<Vec<(Origin, FileWrite)>>,
+    journal: Option<Journal>,
 }
 
+/// Bytes staged before a commit is forced, so a phase cannot hold unbounded memory in the host.
+const MAX_STAGED: usize = 64 << 20;
+
 impl Effects {
-    /// Effects that change the machine.
-    pub fn apply() -> Self {
-        Self { plan: None }
+    /// Effects that change the machine, journaled to `journal` if given.
+    pub fn apply(journal: Option<Journal>) -> Self {
+        Self {
+            plan: None,
+            staged: Mutex::default(),
+            journal,
+        }
     }
 
-    /// Effects that are only recorded (`--dry-run`).
+    /// Effects that are only recorded (`--dry-run`); nothing is journaled, since nothing happens.
     pub fn plan() -> Self {
         Self {
             plan: Some(Mutex::new(Plan::default())),
+            staged: Mutex::default(),
+            journal: None,
         }
     }
 
     pub fn is_dry_run(&self) -> bool {
         self.plan.is_some()
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
     }
 
     /// The file's contents as this run sees them, or `None` if it does not exist.
@@ -43,6 +65,9 @@ impl Effects {
             && let Some(planned) = plan.lock().expect("plan lock").lookup(path)
         {
             return Ok(planned.map(|file| file.contents.clone()));
+        }
+        if let Some(staged) = self.staged_contents(path) {
+            return Ok(Some(staged));
         }
         match std::fs::read(path) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -58,13 +83,13 @@ impl Effects {
         {
             return Ok(planned.is_some());
         }
-        Ok(path.exists())
+        Ok(self.staged_contents(path).is_some() || path.exists())
     }
 
     /// Write `contents` to `path` with permission bits `mode`.
     pub fn write(
         &self,
-        phase: &str,
+        origin: &Origin,
         path: &Path,
         contents: Vec<u8>,
         mode: u32,
@@ -73,7 +98,7 @@ impl Effects {
         match &self.plan {
             Some(plan) => {
                 plan.lock().expect("plan lock").record_write(
-                    phase,
+                    &origin.phase,
                     path.to_path_buf(),
                     contents,
                     mode,
@@ -81,41 +106,152 @@ impl Effects {
                 );
                 Ok(())
             }
-            None => atomic::write_file(path, &contents, mode),
-        }
-    }
-
-    /// Create a directory and its parents.
-    pub fn create_dir(&self, phase: &str, path: &Path, mode: u32) -> Result<()> {
-        match &self.plan {
-            Some(plan) => {
-                if !path.is_dir() {
-                    plan.lock()
-                        .expect("plan lock")
-                        .record_dir(phase, path.to_path_buf(), mode);
+            None => {
+                let mut staged = self.staged.lock().expect("staged lock");
+                staged.push((
+                    origin.clone(),
+                    FileWrite {
+                        path: path.to_path_buf(),
+                        contents,
+                        mode,
+                    },
+                ));
+                let bytes: usize = staged.iter().map(|(_, write)| write.contents.len()).sum();
+                drop(staged);
+                if bytes > MAX_STAGED {
+                    self.commit()?;
                 }
                 Ok(())
             }
-            None => atomic::create_dir_all(path, mode),
+        }
+    }
+
+    /// Commit the staged writes: every file atomically, all durably, in the order written.
+    pub fn commit(&self) -> Result<()> {
+        let staged = std::mem::take(&mut *self.staged.lock().expect("staged lock"));
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let (origins, writes): (Vec<Origin>, Vec<FileWrite>) = staged.into_iter().unzip();
+        let result = atomic::write_files(&writes);
+        if let Some(journal) = &self.journal {
+            let detail = result.as_ref().err().map(|e| format!("{e:#}"));
+            for (origin, write) in origins.iter().zip(&writes) {
+                journal.append(
+                    origin,
+                    Entry {
+                        capability: "fs",
+                        operation: "write",
+                        target: &write.path.display().to_string(),
+                        outcome: if result.is_ok() {
+                            Outcome::Ok
+                        } else {
+                            Outcome::Error
+                        },
+                        detail: detail.as_deref(),
+                        duration: started.elapsed(),
+                    },
+                );
+            }
+        }
+        result
+    }
+
+    fn staged_contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let staged = self.staged.lock().expect("staged lock");
+        staged
+            .iter()
+            .rev()
+            .find(|(_, write)| write.path == path)
+            .map(|(_, write)| write.contents.clone())
+    }
+
+    /// Create a directory and its parents.
+    pub fn create_dir(&self, origin: &Origin, path: &Path, mode: u32) -> Result<()> {
+        match &self.plan {
+            Some(plan) => {
+                if !path.is_dir() {
+                    plan.lock().expect("plan lock").record_dir(
+                        &origin.phase,
+                        path.to_path_buf(),
+                        mode,
+                    );
+                }
+                Ok(())
+            }
+            None => self.journaled(origin, "create-dir", path, || {
+                atomic::create_dir_all(path, mode)
+            }),
         }
     }
 
     /// Remove a file; `false` if it did not exist.
-    pub fn remove(&self, phase: &str, path: &Path) -> Result<bool> {
+    pub fn remove(&self, origin: &Origin, path: &Path) -> Result<bool> {
         let existed = self.read(path)?.is_some();
         match &self.plan {
             Some(plan) => {
                 if existed {
                     plan.lock()
                         .expect("plan lock")
-                        .record_removal(phase, path.to_path_buf());
+                        .record_removal(&origin.phase, path.to_path_buf());
                 }
             }
-            None if existed => std::fs::remove_file(path)
-                .with_context(|| format!("removing {}", path.display()))?,
+            None if existed => self.journaled(origin, "remove", path, || {
+                // What was written before must land before this removal.
+                self.commit()?;
+                std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
+            })?,
             None => {}
         }
         Ok(existed)
+    }
+
+    /// Journal a capability's denial of a call.
+    pub fn record_denial(&self, origin: &Origin, capability: &str, target: &str) {
+        if let Some(journal) = &self.journal {
+            journal.append(
+                origin,
+                Entry {
+                    capability,
+                    operation: "denied",
+                    target,
+                    outcome: Outcome::Denied,
+                    detail: None,
+                    duration: std::time::Duration::ZERO,
+                },
+            );
+        }
+    }
+
+    fn journaled(
+        &self,
+        origin: &Origin,
+        operation: &str,
+        path: &Path,
+        effect: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let result = effect();
+        if let Some(journal) = &self.journal {
+            let detail = result.as_ref().err().map(|e| format!("{e:#}"));
+            journal.append(
+                origin,
+                Entry {
+                    capability: "fs",
+                    operation,
+                    target: &path.display().to_string(),
+                    outcome: if result.is_ok() {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Error
+                    },
+                    detail: detail.as_deref(),
+                    duration: started.elapsed(),
+                },
+            );
+        }
+        result
     }
 
     /// The recorded plan, in plan mode.

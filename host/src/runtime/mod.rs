@@ -14,6 +14,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::capabilities::{Grant, HostContext, PhaseState};
+use crate::effects::Origin;
 use bindings::{PhaseComponentPre, PhaseContext, PhaseError, PhaseInfo, PhaseReport};
 use cache::ArtifactCache;
 
@@ -125,7 +126,15 @@ impl Runtime {
     pub async fn describe(&self, phase: &LoadedPhase, host: Arc<HostContext>) -> Result<PhaseInfo> {
         let limits = Limits::default();
         let mut store = self.store(
-            PhaseState::new(&phase.name, Grant::default(), host, limits.memory),
+            PhaseState::new(
+                Origin {
+                    phase: phase.name.clone(),
+                    component: phase.digest.clone(),
+                },
+                Grant::default(),
+                host,
+                limits.memory,
+            ),
             limits,
         );
         let result = tokio::time::timeout(limits.deadline, async {

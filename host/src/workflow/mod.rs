@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::capabilities::{HostContext, PhaseState, Roots};
-use crate::effects::{Effects, Plan};
+use crate::effects::{Effects, Journal, Origin, Plan};
 use crate::runtime::bindings::{PhaseContext, PhaseError};
 use crate::runtime::{Limits, LoadedPhase, RunError, Runtime};
 use kubeforge_api::EffectiveConfig;
@@ -138,6 +138,8 @@ pub struct RunOptions {
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
     pub dry_run: bool,
+    /// Where the journal of effects goes; `None`: `<root>/etc/kubernetes/tmp/kubeforge-journal.jsonl`.
+    pub journal: Option<PathBuf>,
 }
 
 /// A prepared `init` run: the runtime, the shared host context and the configuration.
@@ -183,7 +185,12 @@ impl Runner {
             effects: if options.dry_run {
                 Effects::plan()
             } else {
-                Effects::apply()
+                let path = options.journal.unwrap_or_else(|| {
+                    options
+                        .root
+                        .join("etc/kubernetes/tmp/kubeforge-journal.jsonl")
+                });
+                Effects::apply(Some(Journal::open(&path)?))
             },
             node_root: options.root,
             started: SystemTime::now(),
@@ -264,17 +271,27 @@ impl Runner {
                 dry_run: self.host.effects.is_dry_run(),
                 outputs: self.outputs.clone(),
             };
+            let origin = Origin {
+                phase: slot.name.to_string(),
+                component: loaded.digest.clone(),
+            };
             let state = PhaseState::new(
-                slot.name,
+                origin,
                 stock::grant(component),
                 self.host.clone(),
                 Limits::default().memory,
             );
-            let report = self
+            let outcome = self
                 .runtime
                 .run(&loaded, state, &context, sub, Limits::default())
-                .await
-                .map_err(|e| phase_failure(slot.name, sub, e))?;
+                .await;
+            // What the phase wrote before it failed is kept, as kubeadm keeps it; a re-run
+            // resumes from there.
+            self.host
+                .effects
+                .commit()
+                .with_context(|| format!("writing the files of phase {}", slot.name))?;
+            let report = outcome.map_err(|e| phase_failure(slot.name, sub, e))?;
             self.outputs.extend(report.outputs);
         }
         Ok(())

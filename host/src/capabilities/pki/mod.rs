@@ -102,7 +102,7 @@ impl PhaseState {
         self.host
             .effects
             .write(
-                &self.phase,
+                &self.origin,
                 path,
                 pem.into_bytes(),
                 0o600,
@@ -271,7 +271,7 @@ impl HostAuthority for PhaseState {
             self.host
                 .effects
                 .write(
-                    &self.phase,
+                    &self.origin,
                     &certificate_path,
                     certificate_pem.clone().into_bytes(),
                     0o644,
@@ -382,7 +382,7 @@ impl Host for PhaseState {
             .host
             .effects
             .write(
-                &self.phase,
+                &self.origin,
                 &file,
                 text.into_bytes(),
                 0o600,
