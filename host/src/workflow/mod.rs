@@ -3,13 +3,14 @@
 
 pub mod stock;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::capabilities::{HostContext, PhaseState, Roots};
+use crate::capabilities::{Grant, HostContext, PhaseState, Roots};
 use crate::effects::{Effects, Journal, Origin, Plan};
 use crate::runtime::bindings::{PhaseContext, PhaseError};
 use crate::runtime::{Limits, LoadedPhase, RunError, Runtime};
@@ -131,6 +132,27 @@ pub fn slot(name: &str) -> Option<&'static Slot> {
     INIT_PHASES.iter().find(|slot| slot.name == name)
 }
 
+/// A component and the grant it runs under.
+pub struct GrantedComponent {
+    pub name: String,
+    pub wasm: Cow<'static, [u8]>,
+    pub grant: Grant,
+}
+
+impl GrantedComponent {
+    /// A stock component with its reviewed grant.
+    pub fn stock(name: &str) -> Result<Self> {
+        let wasm = stock::component(name).with_context(|| {
+            format!("the stock component {name:?} is not built into this binary")
+        })?;
+        Ok(Self {
+            name: name.to_string(),
+            wasm: Cow::Borrowed(wasm),
+            grant: stock::grant(name),
+        })
+    }
+}
+
 /// Where a run reads and writes, and how.
 pub struct RunOptions {
     /// `--root`: every node path is taken under it.
@@ -203,18 +225,19 @@ impl Runner {
         })
     }
 
-    /// Load the component filling `slot` and refuse it if it asks for more than its grant.
-    async fn load(&self, slot: &Slot, component: &str) -> Result<(LoadedPhase, Vec<String>)> {
-        let bytes = stock::component(component).with_context(|| {
-            format!("the stock component {component:?} is not built into this binary")
-        })?;
-        let loaded = self.runtime.load(component, bytes)?;
+    /// Load a component and refuse it if it asks for more than its grant.
+    async fn load(
+        &self,
+        slot_name: &str,
+        component: &GrantedComponent,
+    ) -> Result<(LoadedPhase, Vec<String>)> {
+        let loaded = self.runtime.load(&component.name, &component.wasm)?;
         let info = self.runtime.describe(&loaded, self.host.clone()).await?;
-        let missing = stock::grant(component).missing(&info.requests);
+        let missing = component.grant.missing(&info.requests);
         if !missing.is_empty() {
             bail!(
-                "refusing to run phase {}: component {component} ({}) requests more than its grant:\n  {}",
-                slot.name,
+                "refusing to run phase {slot_name}: component {} ({}) requests more than its grant:\n  {}",
+                component.name,
                 loaded.digest,
                 missing.join("\n  ")
             );
@@ -230,20 +253,35 @@ impl Runner {
         sub_phase: Option<&str>,
         skip: &[String],
     ) -> Result<()> {
-        let Filling::Component(component) = slot.filling else {
+        let Filling::Component(name) = slot.filling else {
             bail!(
                 "phase {:?} is not available in this kubeforge build yet; skip it with --skip-phases={}",
                 slot.name,
                 slot.name
             );
         };
-        let (loaded, sub_phases) = self.load(slot, component).await?;
+        let component = GrantedComponent::stock(name)?;
+        self.run_component(slot.name, &component, sub_phase, skip, Limits::default())
+            .await
+    }
+
+    /// Run `component` in the slot `slot_name` under `limits`: the whole phase (`None` or
+    /// `all`, minus the sub-phases `skip` names) or one sub-phase.
+    pub async fn run_component(
+        &mut self,
+        slot_name: &str,
+        component: &GrantedComponent,
+        sub_phase: Option<&str>,
+        skip: &[String],
+        limits: Limits,
+    ) -> Result<()> {
+        let (loaded, sub_phases) = self.load(slot_name, component).await?;
         let selected: Vec<Option<&str>> = match sub_phase {
             Some("all") | None => {
                 let skipped: Vec<&str> = sub_phases
                     .iter()
                     .map(String::as_str)
-                    .filter(|sub| skip.iter().any(|s| *s == format!("{}/{sub}", slot.name)))
+                    .filter(|sub| skip.iter().any(|s| *s == format!("{slot_name}/{sub}")))
                     .collect();
                 if skipped.is_empty() {
                     vec![None]
@@ -258,8 +296,7 @@ impl Runner {
             }
             Some(sub) if sub_phases.iter().any(|s| s == sub) => vec![Some(sub)],
             Some(sub) => bail!(
-                "phase {:?} has no sub-phase {sub:?}; its sub-phases are: all, {}",
-                slot.name,
+                "phase {slot_name:?} has no sub-phase {sub:?}; its sub-phases are: all, {}",
                 sub_phases.join(", ")
             ),
         };
@@ -272,26 +309,26 @@ impl Runner {
                 outputs: self.outputs.clone(),
             };
             let origin = Origin {
-                phase: slot.name.to_string(),
+                phase: slot_name.to_string(),
                 component: loaded.digest.clone(),
             };
             let state = PhaseState::new(
                 origin,
-                stock::grant(component),
+                component.grant.clone(),
                 self.host.clone(),
-                Limits::default().memory,
+                limits.memory,
             );
             let outcome = self
                 .runtime
-                .run(&loaded, state, &context, sub, Limits::default())
+                .run(&loaded, state, &context, sub, limits)
                 .await;
             // What the phase wrote before it failed is kept, as kubeadm keeps it; a re-run
             // resumes from there.
             self.host
                 .effects
                 .commit()
-                .with_context(|| format!("writing the files of phase {}", slot.name))?;
-            let report = outcome.map_err(|e| phase_failure(slot.name, sub, e))?;
+                .with_context(|| format!("writing the files of phase {slot_name}"))?;
+            let report = outcome.map_err(|e| phase_failure(slot_name, sub, e))?;
             self.outputs.extend(report.outputs);
         }
         Ok(())
