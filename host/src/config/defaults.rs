@@ -237,7 +237,8 @@ pub(super) fn apply_dynamic_defaults(
 ) -> Result<(), ConfigError> {
     let registration = &mut config.init.node_registration;
     match registration.name.as_deref() {
-        Some(name) if !name.is_empty() => {}
+        // kubeadm normalises given names the same way as detected ones.
+        Some(name) if !name.is_empty() => registration.name = Some(name.trim().to_lowercase()),
         _ => {
             let hostname = machine.hostname().map_err(|why| {
                 ConfigError::Detection(format!(
@@ -483,7 +484,7 @@ pub(super) mod tests {
     #[test]
     fn explicit_values_are_kept() {
         let mut config = EffectiveConfig::default();
-        config.init.node_registration.name = Some("node-a".into());
+        config.init.node_registration.name = Some(" Node-A ".into());
         config.init.node_registration.taints = Some(vec![]);
         config.init.local_api_endpoint.advertise_address = Some("10.1.1.1".into());
         config.init.local_api_endpoint.bind_port = Some(8443);

@@ -73,7 +73,7 @@ etcd:
       value: \"8589934592\"
     extraEnvs:
     - name: ETCD_X
-      value: y
+      value: \"y\"
     serverCertSANs: [etcd.example.com]
     peerCertSANs: [10.0.0.7]
 networking:
@@ -496,5 +496,45 @@ fn init_defaults_round_trip_and_load() {
     assert_eq!(
         loaded.effective.init.node_registration.name.as_deref(),
         Some("node")
+    );
+}
+
+/// The real kubeadm built by `tests/testenv`, when present on this machine.
+fn real_kubeadm() -> Option<PathBuf> {
+    let cache = Path::new(&std::env::var_os("HOME")?).join(".cache/kubeforge-testenv");
+    std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin/kubeadm"))
+        .find(|candidate| candidate.is_file())
+}
+
+#[test]
+fn real_kubeadm_agrees_with_our_init_defaults() {
+    let Some(kubeadm) = real_kubeadm() else {
+        eprintln!("skipped: no kubeadm under ~/.cache/kubeforge-testenv (build tests/testenv)");
+        return;
+    };
+    let output = std::process::Command::new(&kubeadm)
+        .args(["config", "print", "init-defaults"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // Same documents; the text differs only where we quote strings such as "1.2.3.4" that a
+    // YAML 1.1 reader could take for a number.
+    assert_eq!(
+        documents_as_json(&String::from_utf8(output.stdout).unwrap()),
+        documents_as_json(&init_defaults_yaml())
+    );
+
+    let (_dir, path) = write_config(&init_defaults_yaml());
+    let output = std::process::Command::new(&kubeadm)
+        .args(["config", "validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubeadm rejected our defaults: {output:?}"
     );
 }

@@ -654,7 +654,7 @@ fn validate_kubernetes_version(version: &str, errors: &mut Vec<FieldError>) {
             version,
             format!(
                 "this version of kubeforge only supports deploying clusters with the control plane \
-                 version >= v{}.{minimum_minor}.0",
+                 version >= {}.{minimum_minor}.0. Current version: {version}",
                 supported.major
             ),
         ));

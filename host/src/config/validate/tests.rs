@@ -182,7 +182,9 @@ fn kubernetes_version_window() {
         assert!(validate(&config).is_empty(), "{good}");
     }
     config.cluster.kubernetes_version = Some("v1.33.5".into());
-    assert!(single_error(&config, "kubernetesVersion").contains(">= v1.34.0"));
+    assert!(
+        single_error(&config, "kubernetesVersion").contains(">= 1.34.0. Current version: v1.33.5")
+    );
     config.cluster.kubernetes_version = Some("v1.36.0".into());
     assert!(single_error(&config, "kubernetesVersion").contains("greater than"));
     config.cluster.kubernetes_version = Some("v2.35.0".into());
