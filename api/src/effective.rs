@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::v1beta4::{ClusterConfiguration, InitConfiguration};
+use crate::v1beta4::{ClusterConfiguration, EncryptionAlgorithm, InitConfiguration};
 
 /// The configuration the host hands to every phase as JSON, after defaulting and validation.
 ///
@@ -11,4 +11,113 @@ use crate::v1beta4::{ClusterConfiguration, InitConfiguration};
 pub struct EffectiveConfig {
     pub init: InitConfiguration,
     pub cluster: ClusterConfiguration,
+}
+
+/// Read access for phases. The host fills every one of these during defaulting, so the
+/// empty/zero fallbacks only show up for a config that bypassed the host.
+impl EffectiveConfig {
+    pub fn node_name(&self) -> &str {
+        self.init
+            .node_registration
+            .name
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    pub fn advertise_address(&self) -> &str {
+        self.init
+            .local_api_endpoint
+            .advertise_address
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    /// `localAPIEndpoint.bindPort`, or 6443 when unset or out of range.
+    pub fn bind_port(&self) -> u16 {
+        self.init
+            .local_api_endpoint
+            .bind_port
+            .and_then(|port| u16::try_from(port).ok())
+            .filter(|&port| port != 0)
+            .unwrap_or(crate::net::DEFAULT_BIND_PORT)
+    }
+
+    pub fn service_subnet(&self) -> &str {
+        self.cluster
+            .networking
+            .service_subnet
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    pub fn dns_domain(&self) -> &str {
+        self.cluster
+            .networking
+            .dns_domain
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    pub fn certificates_dir(&self) -> &str {
+        self.cluster.certificates_dir.as_deref().unwrap_or_default()
+    }
+
+    pub fn kubernetes_version(&self) -> &str {
+        self.cluster
+            .kubernetes_version
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    pub fn image_repository(&self) -> &str {
+        self.cluster.image_repository.as_deref().unwrap_or_default()
+    }
+
+    pub fn cluster_name(&self) -> &str {
+        self.cluster.cluster_name.as_deref().unwrap_or_default()
+    }
+
+    pub fn encryption_algorithm(&self) -> EncryptionAlgorithm {
+        self.cluster.encryption_algorithm.unwrap_or_default()
+    }
+
+    /// Whether etcd runs as a static pod on the control-plane nodes (not external).
+    pub fn uses_local_etcd(&self) -> bool {
+        self.cluster.etcd.external.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1beta4::ApiEndpoint;
+
+    #[test]
+    fn accessors_read_the_defaulted_fields() {
+        let mut config = EffectiveConfig::default();
+        assert_eq!(config.bind_port(), 6443);
+        assert_eq!(config.node_name(), "");
+        assert!(config.uses_local_etcd());
+        config.init.local_api_endpoint = ApiEndpoint {
+            advertise_address: Some("10.0.0.1".into()),
+            bind_port: Some(8443),
+        };
+        config.init.node_registration.name = Some("cp-1".into());
+        config.cluster.networking.service_subnet = Some("10.96.0.0/12".into());
+        config.cluster.networking.dns_domain = Some("cluster.local".into());
+        config.cluster.encryption_algorithm = Some(EncryptionAlgorithm::EcdsaP256);
+        config.cluster.etcd.external = Some(Default::default());
+        assert_eq!(config.advertise_address(), "10.0.0.1");
+        assert_eq!(config.bind_port(), 8443);
+        assert_eq!(config.node_name(), "cp-1");
+        assert_eq!(config.service_subnet(), "10.96.0.0/12");
+        assert_eq!(config.dns_domain(), "cluster.local");
+        assert_eq!(
+            config.encryption_algorithm(),
+            EncryptionAlgorithm::EcdsaP256
+        );
+        assert!(!config.uses_local_etcd());
+        config.init.local_api_endpoint.bind_port = Some(70000);
+        assert_eq!(config.bind_port(), 6443);
+    }
 }

@@ -6,6 +6,7 @@ mod duration;
 mod effective;
 pub mod net;
 pub mod v1beta4;
+pub mod yaml;
 
 pub use duration::{Duration, DurationParseError};
 pub use effective::EffectiveConfig;

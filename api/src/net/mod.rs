@@ -283,26 +283,13 @@ fn is_dns1123_label_chars(label: &str) -> bool {
     }
 }
 
-fn bind_port(config: &EffectiveConfig) -> u16 {
-    config
-        .init
-        .local_api_endpoint
-        .bind_port
-        .and_then(|port| u16::try_from(port).ok())
-        .filter(|&port| port != 0)
-        .unwrap_or(DEFAULT_BIND_PORT)
-}
-
 /// `https://<advertiseAddress>:<bindPort>`: this node's own API server, used by the
 /// controller-manager and scheduler kubeconfigs.
 pub fn local_api_endpoint_url(config: &EffectiveConfig) -> String {
-    let address = config
-        .init
-        .local_api_endpoint
-        .advertise_address
-        .as_deref()
-        .unwrap_or_default();
-    format!("https://{}", join_host_port(address, bind_port(config)))
+    format!(
+        "https://{}",
+        join_host_port(config.advertise_address(), config.bind_port())
+    )
 }
 
 /// The cluster's API endpoint: `https://<controlPlaneEndpoint>` (with `:<bindPort>` added when
@@ -315,7 +302,7 @@ pub fn control_plane_endpoint_url(config: &EffectiveConfig) -> String {
         Some(endpoint) => match split_host_port(endpoint) {
             Ok((host, port)) => format!(
                 "https://{}",
-                join_host_port(&host, port.unwrap_or_else(|| bind_port(config)))
+                join_host_port(&host, port.unwrap_or_else(|| config.bind_port()))
             ),
             Err(_) => format!("https://{endpoint}"),
         },
