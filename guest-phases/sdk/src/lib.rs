@@ -17,7 +17,7 @@ pub mod bindings {
 pub mod certificates;
 
 pub mod staticpod;
-pub mod yaml;
+pub use kubeforge_api::yaml;
 
 pub use bindings::export;
 pub use bindings::exports::kubeforge::phase::phase::{

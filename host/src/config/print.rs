@@ -64,5 +64,5 @@ fn init_defaults() -> (InitConfiguration, ClusterConfiguration) {
 pub(super) fn to_sorted_yaml(document: &impl Serialize) -> String {
     let mut value = serde_json::to_value(document).expect("config kinds serialize to JSON");
     value.sort_all_objects();
-    serde_saphyr::to_string(&value).expect("JSON values serialize to YAML")
+    kubeforge_api::yaml::to_string(&value)
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::bindings::kubeforge::phase::pki::KubeconfigSpec;
 
-// Field order is alphabetical, as client-go writes kubeconfigs (JSON → YAML with sorted keys).
+// Written as client-go writes kubeconfigs: JSON, then YAML with sorted keys (kubeforge_api::yaml).
 #[derive(Serialize, Deserialize)]
 struct Kubeconfig {
     #[serde(rename = "apiVersion")]
@@ -98,7 +98,8 @@ pub fn render(spec: &KubeconfigSpec, key_pem: &str) -> Result<String> {
             },
         }],
     };
-    serde_saphyr::to_string(&config).context("rendering kubeconfig")
+    let value = serde_json::to_value(&config).context("rendering kubeconfig")?;
+    Ok(kubeforge_api::yaml::to_string(&value))
 }
 
 /// The non-secret parts of a kubeconfig: its current context's cluster and user.
