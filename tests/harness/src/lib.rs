@@ -28,6 +28,7 @@
 //! Always`, restarted with a back-off unless [`RestartPolicy::Never`].
 
 mod bin_dir;
+mod kubeadm;
 mod lock;
 pub mod manifest;
 pub mod probe;
@@ -45,6 +46,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 
 pub use bin_dir::{BIN_ENV, COMPONENTS, build_script, testenv_bin_dir};
+pub use kubeadm::kubeadm_init_phases;
 pub use lock::{CONTROL_PLANE_PORTS, ControlPlaneLock, busy_control_plane_ports};
 use manifest::{ContainerPlan, HttpProbe, Pod};
 
