@@ -363,8 +363,9 @@ impl StandIn {
             match info {
                 None => {
                     last = format!(
-                        "no manifest in {} defines component {component:?} yet",
-                        self.manifest_dir().display()
+                        "no manifest in {} defines component {component:?} yet (manifest errors: {:?})",
+                        self.manifest_dir().display(),
+                        self.manifest_errors()
                     );
                 }
                 Some((Phase::Failed(e), _, _)) => {
@@ -436,10 +437,17 @@ impl StandIn {
     /// ARGS...` and returns its trimmed stdout; non-zero exit is an error
     /// carrying stderr.
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
-        let kubeconfig = self.admin_kubeconfig();
+        self.kubectl_with(&self.admin_kubeconfig(), args)
+    }
+
+    /// Like [`kubectl`](Self::kubectl) with another kubeconfig, e.g.
+    /// `ROOT/etc/kubernetes/super-admin.conf` (`system:masters`; admin.conf's
+    /// `kubeadm:cluster-admins` group has no rights until kubeadm's
+    /// ClusterRoleBinding exists).
+    pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str]) -> Result<String> {
         let out = Command::new(self.shared.bin_dir.join("kubectl"))
             .arg("--kubeconfig")
-            .arg(&kubeconfig)
+            .arg(kubeconfig)
             .args(args)
             .stdin(Stdio::null())
             .output()
