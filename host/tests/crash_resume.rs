@@ -1,0 +1,114 @@
+//! `kubeforge init phase certs all` killed with SIGKILL part-way, then run again: the run
+//! completes and leaves a consistent PKI, with no temporary files behind.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// (leaf, its CA) for every certificate kubeadm issues from a CA.
+const PAIRS: &[(&str, &str)] = &[
+    ("apiserver", "ca"),
+    ("apiserver-kubelet-client", "ca"),
+    ("front-proxy-client", "front-proxy-ca"),
+    ("etcd/server", "etcd/ca"),
+    ("etcd/peer", "etcd/ca"),
+    ("etcd/healthcheck-client", "etcd/ca"),
+    ("apiserver-etcd-client", "etcd/ca"),
+];
+
+const CAS: &[&str] = &["ca", "front-proxy-ca", "etcd/ca"];
+
+fn assert_consistent(root: &std::path::Path, what: &str) {
+    let pki = root.join("etc/kubernetes/pki");
+    for ca in CAS {
+        assert_consistent_pair(&pki, ca, ca, Algorithm::Rsa2048);
+    }
+    for (leaf, ca) in PAIRS {
+        assert_consistent_pair(&pki, leaf, ca, Algorithm::Rsa2048);
+    }
+    assert_sa_pair(&pki, Algorithm::Rsa2048);
+    let leftovers: Vec<_> = walk(root)
+        .into_iter()
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "{what}: temporary files left behind: {leftovers:?}"
+    );
+}
+
+/// Start `certs all` and SIGKILL it after `delay` (or let it finish if it is quicker).
+fn run_and_kill(root: &std::path::Path, delay: Duration) -> bool {
+    let config = config("defaults.yaml");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kubeforge"))
+        .env("KUBEFORGE_CACHE_DIR", cache_dir())
+        .arg("--root")
+        .arg(root)
+        .args(["init", "phase", "certs", "all", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting kubeforge");
+    std::thread::sleep(delay);
+    let killed = matches!(child.try_wait(), Ok(None));
+    // Child::kill sends SIGKILL on Unix.
+    let _ = child.kill();
+    let _ = child.wait();
+    killed
+}
+
+#[test]
+fn certs_killed_at_any_point_resume_to_a_consistent_pki() {
+    let config = config("defaults.yaml");
+    // Warm the compiled-component cache and learn how long one run takes here, so the kills
+    // land across the whole run rather than before it starts.
+    let warm = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    phase(warm.path(), "certs", "all", &config, &[]).assert_success("certs all");
+    let full = start.elapsed();
+    assert_consistent(warm.path(), "an uninterrupted run");
+
+    let mut delays: Vec<Duration> = [5u64, 20, 50, 100, 200]
+        .iter()
+        .map(|ms| Duration::from_millis(*ms))
+        .collect();
+    delays.extend((1..=9).map(|tenth| full * tenth / 10));
+    let mut killed_runs = 0;
+    for (round, delay) in delays.iter().enumerate() {
+        let root = tempfile::tempdir().unwrap();
+        // Kill twice at the same point (the second run starts from the first one's remains),
+        // then let a run complete.
+        for _ in 0..2 {
+            if run_and_kill(root.path(), *delay) {
+                killed_runs += 1;
+            }
+        }
+        let output = phase(root.path(), "certs", "all", &config, &[]);
+        output.assert_success(&format!(
+            "round {round}: certs all after a SIGKILL at {delay:?}"
+        ));
+        assert_consistent(
+            root.path(),
+            &format!("round {round}: after a SIGKILL at {delay:?}"),
+        );
+        // And once more: the completed PKI is reused as it is.
+        let before = snapshot(root.path());
+        phase(root.path(), "certs", "all", &config, &[]).assert_success("certs all, again");
+        assert_eq!(
+            snapshot(root.path()),
+            before,
+            "round {round}: a re-run after resuming changes nothing"
+        );
+    }
+    assert!(
+        killed_runs > 0,
+        "no run was interrupted; the delays are all longer than a run"
+    );
+}
