@@ -25,6 +25,7 @@ fn phase_overhead(c: &mut Criterion) {
         effects: Effects::plan(),
         node_root: PathBuf::from("/nonexistent"),
         started: SystemTime::now(),
+        kube: Default::default(),
     });
     for name in ["certs", "etcd"] {
         let wasm = stock::component(name).expect("stock component");

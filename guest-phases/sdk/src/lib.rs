@@ -15,6 +15,7 @@ pub mod bindings {
 }
 
 pub mod certificates;
+pub mod objects;
 
 pub mod staticpod;
 pub use kubeforge_api::yaml;

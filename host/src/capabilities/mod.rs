@@ -3,6 +3,7 @@
 //! it is denied with an error that names the phase and what it tried.
 
 pub mod fs;
+pub mod kube;
 pub mod log;
 pub mod node;
 pub mod pki;
@@ -30,6 +31,8 @@ pub struct Grant {
     pub pki_create: Vec<String>,
     /// Node paths the phase may ask about.
     pub node_paths: Vec<String>,
+    /// What the phase may do through the Kubernetes API.
+    pub kube: Vec<kube::KubeRule>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,9 +84,7 @@ impl Grant {
         {
             missing.push(format!("node: path-exists {path}"));
         }
-        if !request.kube.is_empty() {
-            missing.push("kube: the kube capability is not available in this build".into());
-        }
+        missing.extend(self.missing_kube(&request.kube));
         missing
     }
 }
@@ -112,6 +113,8 @@ pub struct HostContext {
     pub node_root: PathBuf,
     /// The start of this kubeforge run; certificates are backdated from it.
     pub started: SystemTime,
+    /// The run's Kubernetes API client, made on first use.
+    pub kube: kube::KubeAccess,
 }
 
 impl HostContext {

@@ -55,6 +55,16 @@ impl Effects {
         self.plan.is_some()
     }
 
+    /// Record an API mutation (`apply` with the object's YAML, or `delete`) in the plan; in apply
+    /// mode the kube capability performs it instead.
+    pub fn plan_api_object(&self, phase: &str, action: &str, target: &str, yaml: Option<String>) {
+        if let Some(plan) = &self.plan {
+            plan.lock()
+                .expect("plan lock")
+                .record_api_object(phase, action, target, yaml);
+        }
+    }
+
     pub fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
     }

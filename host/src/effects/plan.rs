@@ -40,6 +40,12 @@ enum Step {
         phase: String,
         path: PathBuf,
     },
+    ApiObject {
+        phase: String,
+        action: String,
+        target: String,
+        yaml: Option<String>,
+    },
 }
 
 /// Recorded effects, in order, with an overlay of the files they leave behind.
@@ -93,6 +99,22 @@ impl Plan {
         });
     }
 
+    /// An API mutation: `action` (`apply`, `delete`) on `target` (`Kind namespace/name`).
+    pub fn record_api_object(
+        &mut self,
+        phase: &str,
+        action: &str,
+        target: &str,
+        yaml: Option<String>,
+    ) {
+        self.steps.push(Step::ApiObject {
+            phase: phase.into(),
+            action: action.into(),
+            target: target.into(),
+            yaml,
+        });
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
@@ -129,6 +151,21 @@ impl Plan {
                         "[dryrun] [{phase}] Would create directory {:?} (mode {mode:04o})",
                         path.display().to_string()
                     );
+                }
+                Step::ApiObject {
+                    phase,
+                    action,
+                    target,
+                    yaml,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "[dryrun] [{phase}] Would perform action {} on {target}",
+                        action.to_uppercase()
+                    );
+                    for line in yaml.iter().flat_map(|yaml| yaml.lines()) {
+                        let _ = writeln!(out, "    {line}");
+                    }
                 }
                 Step::Remove { phase, path } => {
                     let _ = writeln!(
@@ -173,5 +210,13 @@ mod tests {
         assert!(text.contains("RSA-2048 private key (contents withheld)"));
         assert!(text.contains("    kind: Pod"));
         assert!(text.contains("Would remove file \"/r/pki/ca.key\""));
+        plan.record_api_object(
+            "upload-config",
+            "apply",
+            "ConfigMap kube-system/x",
+            Some("kind: ConfigMap\n".into()),
+        );
+        let text = plan.render();
+        assert!(text.contains("[dryrun] [upload-config] Would perform action APPLY on ConfigMap kube-system/x\n    kind: ConfigMap\n"));
     }
 }

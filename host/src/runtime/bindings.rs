@@ -3,7 +3,13 @@
 wasmtime::component::bindgen!({
     world: "phase-component",
     path: "../wit",
-    imports: { default: trappable },
+    // The API calls wait on the network: async, so the run's deadline still bounds them.
+    imports: {
+        default: trappable,
+        "kubeforge:phase/kube.apply": async | trappable,
+        "kubeforge:phase/kube.get": async | trappable,
+        "kubeforge:phase/kube.delete": async | trappable,
+    },
     exports: { default: async },
     with: {
         "kubeforge:phase/pki.private-key": crate::capabilities::pki::KeyHandle,
@@ -12,6 +18,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::kubeforge::phase::phase::{
-    CapabilityRequest, PhaseContext, PhaseInfo, PhaseReport, SubPhase,
+    CapabilityRequest, KubeRule, PhaseContext, PhaseInfo, PhaseReport, SubPhase,
 };
 pub use kubeforge::phase::types::{Denial, FieldError, PhaseError};

@@ -93,6 +93,8 @@ impl Runtime {
             .map_err(wasm_error)?;
         bindings::kubeforge::phase::node::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(wasm_error)?;
+        bindings::kubeforge::phase::kube::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(wasm_error)?;
         let cache = ArtifactCache::new(cache_dir, &engine);
         Ok(Self {
             engine,

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::capabilities::kube::KubeAccess;
 use crate::capabilities::{Grant, HostContext, PhaseState, Roots};
 use crate::effects::{Effects, Journal, Origin, Plan};
 use crate::runtime::bindings::{PhaseContext, PhaseError};
@@ -79,9 +80,7 @@ pub const INIT_PHASES: &[Slot] = &[
     Slot {
         name: "upload-config",
         description: "Upload the kubeadm and kubelet configuration to a ConfigMap",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
+        filling: Filling::Component("upload-config"),
     },
     Slot {
         name: "upload-certs",
@@ -100,9 +99,7 @@ pub const INIT_PHASES: &[Slot] = &[
     Slot {
         name: "bootstrap-token",
         description: "Generates bootstrap tokens used to join a node to a cluster",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
+        filling: Filling::Component("bootstrap-token"),
     },
     Slot {
         name: "kubelet-finalize",
@@ -216,6 +213,16 @@ impl Runner {
             },
             node_root: options.root,
             started: SystemTime::now(),
+            kube: match config
+                .init
+                .timeouts
+                .as_ref()
+                .and_then(|t| t.kubernetes_api_call)
+                .and_then(|d| d.to_std())
+            {
+                Some(timeout) => KubeAccess::new(timeout),
+                None => KubeAccess::default(),
+            },
         });
         Ok(Self {
             runtime,

@@ -1,7 +1,13 @@
 //! The stock phase components built from guest-phases/ and embedded in the binary, with the
 //! reviewed grant each one runs under.
 
+use crate::capabilities::kube::KubeRule;
 use crate::capabilities::{Access, Grant};
+
+const RBAC_ROLES: &str = "rbac.authorization.k8s.io/roles";
+const RBAC_ROLE_BINDINGS: &str = "rbac.authorization.k8s.io/rolebindings";
+const RBAC_CLUSTER_ROLES: &str = "rbac.authorization.k8s.io/clusterroles";
+const RBAC_CLUSTER_ROLE_BINDINGS: &str = "rbac.authorization.k8s.io/clusterrolebindings";
 
 include!(concat!(env!("OUT_DIR"), "/stock_components.rs"));
 
@@ -54,6 +60,33 @@ pub fn grant(name: &str) -> Grant {
         "control-plane" => Grant {
             fs: fs(&[("manifests", Access::ReadWrite), ("pki", Access::Read)]),
             node_paths: CA_CERTIFICATE_DIRS.iter().map(|p| p.to_string()).collect(),
+            ..Grant::default()
+        },
+        "upload-config" => Grant {
+            kube: vec![KubeRule::new(
+                &["apply"],
+                &["configmaps", RBAC_ROLES, RBAC_ROLE_BINDINGS],
+                &["kube-system"],
+            )],
+            ..Grant::default()
+        },
+        // Reads admin.conf (server and CA) for cluster-info.
+        "bootstrap-token" => Grant {
+            fs: fs(&[("kubeconfig", Access::Read)]),
+            kube: vec![
+                KubeRule::new(&["apply"], &["secrets"], &["kube-system"]),
+                KubeRule::new(
+                    &["apply"],
+                    &[RBAC_CLUSTER_ROLES, RBAC_CLUSTER_ROLE_BINDINGS],
+                    &[],
+                ),
+                KubeRule::new(&["get", "apply"], &["configmaps"], &["kube-public"]),
+                KubeRule::new(
+                    &["apply"],
+                    &[RBAC_ROLES, RBAC_ROLE_BINDINGS],
+                    &["kube-public"],
+                ),
+            ],
             ..Grant::default()
         },
         _ => Grant::default(),

@@ -1,0 +1,306 @@
+//! The `bootstrap-token` phase (`kubeadm init phase bootstrap-token`): the bootstrap token
+//! Secrets, the RBAC that lets their holders join (post CSRs, have them auto-approved, get
+//! nodes) and rotate node certificates, and the `kube-public/cluster-info` ConfigMap with the
+//! anonymous Role that lets joining nodes discover the cluster.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kubeforge_api::v1beta4::BootstrapToken;
+use kubeforge_sdk::objects::{
+    NODE_BOOTSTRAP_TOKEN_GROUP, NODES_GROUP, cluster_role, cluster_role_binding, config_map,
+    core_rule, group, role, role_binding, user,
+};
+use serde_json::{Map, Value, json};
+
+pub const KUBE_SYSTEM: &str = "kube-system";
+pub const KUBE_PUBLIC: &str = "kube-public";
+pub const CLUSTER_INFO: &str = "cluster-info";
+/// The Role and RoleBinding that let anyone read cluster-info.
+pub const CLUSTER_INFO_RBAC: &str = "kubeadm:bootstrap-signer-clusterinfo";
+
+/// The token's `id` and `secret` halves, checked against `[a-z0-9]{6}.[a-z0-9]{16}`.
+pub fn split_token(token: &str) -> Result<(&str, &str), String> {
+    let valid = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    match token.split_once('.') {
+        Some((id, secret)) if valid(id, 6) && valid(secret, 16) => Ok((id, secret)),
+        _ => Err("the token does not match [a-z0-9]{6}.[a-z0-9]{16}".into()),
+    }
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC, as Go's `time.RFC3339` prints it.
+pub fn rfc3339(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// kubeadm's `BootstrapTokenToSecret`: the Secret `kube-system/bootstrap-token-<id>`. `now` is
+/// the current Unix time, from which a TTL counts.
+pub fn token_secret(token: &BootstrapToken, index: usize, now: i64) -> Result<Value, String> {
+    let field = |name: &str| format!("bootstrapTokens[{index}].{name}");
+    let text = token
+        .token
+        .as_deref()
+        .ok_or_else(|| format!("{}: the host did not generate a token", field("token")))?;
+    let (id, secret) = split_token(text).map_err(|e| format!("{}: {e}", field("token")))?;
+    let mut data = Map::new();
+    let mut put = |key: String, value: &str| {
+        data.insert(key, Value::String(STANDARD.encode(value)));
+    };
+    put("token-id".into(), id);
+    put("token-secret".into(), secret);
+    if let Some(description) = token.description.as_deref().filter(|d| !d.is_empty()) {
+        put("description".into(), description);
+    }
+    if let Some(expires) = token.expires.as_deref() {
+        put("expiration".into(), expires);
+    } else if let Some(ttl) = token
+        .ttl
+        .and_then(|ttl| ttl.to_std())
+        .filter(|t| !t.is_zero())
+    {
+        let seconds =
+            i64::try_from(ttl.as_secs()).map_err(|_| format!("{}: too long", field("ttl")))?;
+        put("expiration".into(), &rfc3339(now + seconds));
+    }
+    for usage in &token.usages {
+        put(format!("usage-bootstrap-{usage}"), "true");
+    }
+    if !token.groups.is_empty() {
+        put("auth-extra-groups".into(), &token.groups.join(","));
+    }
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": format!("bootstrap-token-{id}"), "namespace": KUBE_SYSTEM},
+        "type": "bootstrap.kubernetes.io/token",
+        "data": data,
+    }))
+}
+
+/// The RBAC for bootstrap tokens and node certificates, in kubeadm's order: post CSRs, get
+/// nodes, auto-approve node client CSRs, auto-approve node certificate rotation.
+pub fn token_rbac() -> Vec<Value> {
+    let bootstrappers = || vec![group(NODE_BOOTSTRAP_TOKEN_GROUP)];
+    vec![
+        cluster_role_binding(
+            "kubeadm:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            bootstrappers(),
+        ),
+        cluster_role(
+            "kubeadm:get-nodes",
+            vec![core_rule(&["get"], &["nodes"], &[])],
+        ),
+        cluster_role_binding("kubeadm:get-nodes", "kubeadm:get-nodes", bootstrappers()),
+        cluster_role_binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            bootstrappers(),
+        ),
+        cluster_role_binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            vec![group(NODES_GROUP)],
+        ),
+    ]
+}
+
+/// The kubeconfig kubeadm puts in cluster-info: admin.conf's cluster (server and CA) under the
+/// empty name, and nothing else.
+pub fn cluster_info_kubeconfig(server: &str, ca_pem: &str) -> String {
+    kubeforge_api::yaml::to_string(&json!({
+        "apiVersion": "v1",
+        "clusters": [{
+            "cluster": {
+                "certificate-authority-data": STANDARD.encode(ca_pem),
+                "server": server,
+            },
+            "name": "",
+        }],
+        "contexts": null,
+        "current-context": "",
+        "kind": "Config",
+        "preferences": {},
+        "users": null,
+    }))
+}
+
+/// The cluster-info ConfigMap.
+pub fn cluster_info(server: &str, ca_pem: &str) -> Value {
+    config_map(
+        KUBE_PUBLIC,
+        CLUSTER_INFO,
+        json!({"kubeconfig": cluster_info_kubeconfig(server, ca_pem)}),
+    )
+}
+
+/// The Role and RoleBinding that let anonymous users read cluster-info.
+pub fn cluster_info_rbac() -> Vec<Value> {
+    vec![
+        role(
+            KUBE_PUBLIC,
+            CLUSTER_INFO_RBAC,
+            vec![core_rule(&["get"], &["configmaps"], &[CLUSTER_INFO])],
+        ),
+        role_binding(
+            KUBE_PUBLIC,
+            CLUSTER_INFO_RBAC,
+            CLUSTER_INFO_RBAC,
+            vec![user("system:anonymous")],
+        ),
+    ]
+}
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use kubeforge_sdk::objects::{apply, get};
+    use kubeforge_sdk::{
+        CapabilityRequest, FsRequest, Guest, KubeRule, PhaseContext, PhaseError, PhaseInfo,
+        PhaseReport, failed, info, pki,
+    };
+
+    use crate::{CLUSTER_INFO, KUBE_PUBLIC, KUBE_SYSTEM};
+
+    struct Component;
+
+    fn rule(verbs: &[&str], resources: &[&str], namespaces: &[&str]) -> KubeRule {
+        let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+        KubeRule {
+            verbs: owned(verbs),
+            resources: owned(resources),
+            namespaces: owned(namespaces),
+        }
+    }
+
+    impl Guest for Component {
+        fn describe() -> PhaseInfo {
+            PhaseInfo {
+                name: "bootstrap-token".into(),
+                description: "Generates bootstrap tokens used to join a node to a cluster".into(),
+                sub_phases: vec![],
+                requests: CapabilityRequest {
+                    // admin.conf's server and CA go into cluster-info.
+                    fs: vec![FsRequest {
+                        root: "kubeconfig".into(),
+                        writable: false,
+                    }],
+                    pki_sign: vec![],
+                    pki_create: vec![],
+                    kube: vec![
+                        rule(&["apply"], &["secrets"], &[KUBE_SYSTEM]),
+                        rule(
+                            &["apply"],
+                            &[
+                                "rbac.authorization.k8s.io/clusterroles",
+                                "rbac.authorization.k8s.io/clusterrolebindings",
+                            ],
+                            &[],
+                        ),
+                        rule(&["get", "apply"], &["configmaps"], &[KUBE_PUBLIC]),
+                        rule(
+                            &["apply"],
+                            &[
+                                "rbac.authorization.k8s.io/roles",
+                                "rbac.authorization.k8s.io/rolebindings",
+                            ],
+                            &[KUBE_PUBLIC],
+                        ),
+                    ],
+                    node_paths: vec![],
+                },
+            }
+        }
+
+        fn run(
+            context: PhaseContext,
+            sub_phase: Option<String>,
+        ) -> Result<PhaseReport, PhaseError> {
+            if !matches!(sub_phase.as_deref(), None | Some("all")) {
+                return Err(failed(format!(
+                    "the bootstrap-token phase has no sub-phase {sub_phase:?}"
+                )));
+            }
+            let config = kubeforge_sdk::config(&context)?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_err(|e| failed(format!("the clock is before 1970: {e}")))?
+                .as_secs() as i64;
+            let tokens = &config.init.bootstrap_tokens;
+            for token in tokens {
+                if let Some(text) = &token.token {
+                    info(format!("[bootstrap-token] Using token: {text}"));
+                }
+            }
+            info(
+                "[bootstrap-token] Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles",
+            );
+            for (index, token) in tokens.iter().enumerate() {
+                apply(&crate::token_secret(token, index, now).map_err(failed)?)?;
+            }
+            let rbac = crate::token_rbac();
+            let messages = [
+                "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to post CSRs in order for nodes to get long term certificate credentials",
+                "",
+                "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to get nodes",
+                "[bootstrap-token] Configured RBAC rules to allow the csrapprover controller automatically approve CSRs from a Node Bootstrap Token",
+                "[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node client certificates in the cluster",
+            ];
+            for (object, message) in rbac.iter().zip(messages) {
+                apply(object)?;
+                if !message.is_empty() {
+                    info(message);
+                }
+            }
+            info(format!(
+                "[bootstrap-token] Creating the {CLUSTER_INFO:?} ConfigMap in the {KUBE_PUBLIC:?} namespace"
+            ));
+            // Created if it does not exist, as kubeadm: the bootstrap signer owns its signatures.
+            if get("v1", "ConfigMap", Some(KUBE_PUBLIC), CLUSTER_INFO)?.is_none() {
+                let admin =
+                    pki::inspect_kubeconfig("kubeconfig", "admin.conf")?.ok_or_else(|| {
+                        failed("admin.conf does not exist: run the kubeconfig phase first")
+                    })?;
+                apply(&crate::cluster_info(
+                    &admin.server,
+                    &admin.certificate_authority_pem,
+                ))?;
+            }
+            for object in crate::cluster_info_rbac() {
+                apply(&object)?;
+            }
+            let outputs = tokens
+                .first()
+                .and_then(|t| t.token.clone())
+                .map(|token| vec![("bootstrap-token".to_string(), token)])
+                .unwrap_or_default();
+            Ok(PhaseReport { outputs })
+        }
+    }
+
+    kubeforge_sdk::export!(Component with_types_in kubeforge_sdk::bindings);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,717 @@
+//! `kubeforge:phase/kube`: the Kubernetes API, as the phase's grant allows.
+//!
+//! One client per run, made on the first call from admin.conf under the `kubeconfig` root and
+//! shared by every phase (kubeadm's behaviour, including the `kubeadm:cluster-admins` binding it
+//! creates with super-admin.conf when admin.conf is not yet authorised). Every call is checked
+//! against the grant's rules (verbs × `group/resource` × namespaces), retried with back-off on
+//! transient errors and conflicts, and bounded by `timeouts.kubernetesAPICall`. In a dry run
+//! mutations are recorded in the plan as YAML and never sent; reads see the planned objects
+//! first, then the cluster if it answers.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::{Scope, pinned_kind};
+use kube::{Client, Config};
+use tokio::sync::OnceCell;
+
+use crate::capabilities::{Grant, HostContext, PhaseState};
+use crate::effects::{Entry, Outcome};
+use crate::runtime::bindings::PhaseError;
+use crate::runtime::bindings::kubeforge::phase::kube::{Host, ObjectRef};
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "kubeforge";
+
+/// The largest manifest a phase may hand to `apply` (a ConfigMap holds at most 1 MiB).
+const MAX_MANIFEST: usize = 3 << 20;
+
+/// How long a dry run waits for the cluster before it plans without it.
+const DRY_RUN_PROBE: Duration = Duration::from_secs(3);
+
+/// kubeadm's ClusterRoleBinding that makes admin.conf's group a cluster admin.
+const CLUSTER_ADMINS: &str = "kubeadm:cluster-admins";
+
+/// The verbs a kube rule names, one per call of the interface.
+pub const VERBS: [&str; 3] = ["get", "apply", "delete"];
+
+/// What a grant allows of the API, like an RBAC rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeRule {
+    /// `get`, `apply`, `delete` or `*`.
+    pub verbs: Vec<String>,
+    /// `group/resource`, `resource` for the core group, or `*`.
+    pub resources: Vec<String>,
+    /// Namespaces, `*` for every namespace; empty for cluster-scoped resources.
+    pub namespaces: Vec<String>,
+}
+
+impl KubeRule {
+    pub fn new(verbs: &[&str], resources: &[&str], namespaces: &[&str]) -> Self {
+        let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+        Self {
+            verbs: owned(verbs),
+            resources: owned(resources),
+            namespaces: owned(namespaces),
+        }
+    }
+
+    /// Whether the rule allows `verb` on `resource` in `namespace` (none: cluster-scoped).
+    pub fn allows(&self, verb: &str, resource: &str, namespace: Option<&str>) -> bool {
+        let any = |items: &[String], wanted: &str| items.iter().any(|i| i == "*" || i == wanted);
+        any(&self.verbs, verb)
+            && any(&self.resources, resource)
+            && match namespace {
+                None => self.namespaces.is_empty(),
+                Some(ns) => any(&self.namespaces, ns),
+            }
+    }
+}
+
+impl Grant {
+    /// Whether any kube rule of the grant allows `verb` on `resource` in `namespace`.
+    pub fn allows_kube(&self, verb: &str, resource: &str, namespace: Option<&str>) -> bool {
+        self.kube
+            .iter()
+            .any(|r| r.allows(verb, resource, namespace))
+    }
+
+    /// The requested kube access this grant does not cover, one line each.
+    pub fn missing_kube(&self, requested: &[crate::runtime::bindings::KubeRule]) -> Vec<String> {
+        let mut missing = Vec::new();
+        for rule in requested {
+            let namespaces: Vec<Option<&str>> = if rule.namespaces.is_empty() {
+                vec![None]
+            } else {
+                rule.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
+            };
+            for verb in &rule.verbs {
+                for resource in &rule.resources {
+                    for namespace in &namespaces {
+                        if !self.allows_kube(verb, resource, *namespace) {
+                            missing.push(format!(
+                                "kube: {verb} {resource} {}",
+                                namespace.map_or("(cluster-scoped)".into(), |ns| format!(
+                                    "in namespace {ns}"
+                                ))
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        missing
+    }
+}
+
+/// The run's connection to the API server, made on first use.
+pub struct KubeAccess {
+    api_call_timeout: Duration,
+    connection: OnceCell<Connection>,
+    /// Kinds resolved by discovery.
+    kinds: Mutex<HashMap<GroupVersionKind, Kind>>,
+    /// Dry run: the objects the plan has applied (`Some`) or deleted (`None`), by target.
+    planned: Mutex<HashMap<String, Option<serde_json::Value>>>,
+}
+
+enum Connection {
+    Live(Client),
+    /// Dry run only: no cluster answered, so reads find nothing.
+    Unreachable,
+}
+
+#[derive(Clone)]
+struct Kind {
+    resource: ApiResource,
+    namespaced: bool,
+}
+
+impl Kind {
+    /// `group/resource`, or `resource` for the core group, as grants name it.
+    fn grant_name(&self) -> String {
+        if self.resource.group.is_empty() {
+            self.resource.plural.clone()
+        } else {
+            format!("{}/{}", self.resource.group, self.resource.plural)
+        }
+    }
+}
+
+impl Default for KubeAccess {
+    /// kubeadm's default `timeouts.kubernetesAPICall`.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(60))
+    }
+}
+
+impl KubeAccess {
+    /// Every call (retries included) is bounded by `api_call_timeout`.
+    pub fn new(api_call_timeout: Duration) -> Self {
+        Self {
+            api_call_timeout,
+            connection: OnceCell::new(),
+            kinds: Mutex::new(HashMap::new()),
+            planned: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn connection(&self, host: &HostContext) -> Result<&Connection, String> {
+        self.connection
+            .get_or_try_init(|| async {
+                let client = client_from(host, "admin.conf").await?;
+                if host.effects.is_dry_run() {
+                    return Ok(
+                        match tokio::time::timeout(DRY_RUN_PROBE, client.apiserver_version()).await
+                        {
+                            Ok(Ok(_)) => Connection::Live(client),
+                            _ => Connection::Unreachable,
+                        },
+                    );
+                }
+                self.ensure_cluster_admins(host, &client).await?;
+                Ok(Connection::Live(client))
+            })
+            .await
+    }
+
+    /// kubeadm's EnsureAdminClusterRoleBinding: admin.conf's group `kubeadm:cluster-admins` is
+    /// bound to `cluster-admin`; if admin.conf may not create that binding yet, super-admin.conf
+    /// (group `system:masters`) creates it.
+    async fn ensure_cluster_admins(
+        &self,
+        host: &HostContext,
+        admin: &Client,
+    ) -> Result<(), String> {
+        let binding = ClusterRoleBinding {
+            metadata: ObjectMeta {
+                name: Some(CLUSTER_ADMINS.into()),
+                ..ObjectMeta::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: "cluster-admin".into(),
+            },
+            subjects: Some(vec![Subject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Group".into(),
+                name: CLUSTER_ADMINS.into(),
+                namespace: None,
+            }]),
+        };
+        let what = format!("creating ClusterRoleBinding {CLUSTER_ADMINS}");
+        let create = |client: Client| {
+            let binding = binding.clone();
+            let what = what.clone();
+            async move {
+                let api = Api::<ClusterRoleBinding>::all(client);
+                let params = PostParams::default();
+                match self.retry(|| api.create(&params, &binding)).await {
+                    Ok(_) => Ok(true),
+                    Err(CallError::Api(e)) if status(&e) == Some(409) => Ok(true),
+                    Err(CallError::Api(e)) if status(&e) == Some(403) => Ok(false),
+                    Err(e) => Err(e.explain(&what, self.api_call_timeout)),
+                }
+            }
+        };
+        if create(admin.clone()).await? {
+            return Ok(());
+        }
+        let super_admin = client_from(host, "super-admin.conf").await?;
+        if create(super_admin).await? {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what}: forbidden with both admin.conf and super-admin.conf"
+            ))
+        }
+    }
+
+    /// The resource and scope of `gvk`, by discovery (cached), or guessed when a dry run has no
+    /// cluster.
+    async fn kind(
+        &self,
+        connection: &Connection,
+        gvk: &GroupVersionKind,
+        namespaced_hint: bool,
+    ) -> Result<Kind, String> {
+        if let Some(kind) = self.kinds.lock().expect("kinds lock").get(gvk) {
+            return Ok(kind.clone());
+        }
+        let Connection::Live(client) = connection else {
+            return Ok(Kind {
+                resource: ApiResource::from_gvk(gvk),
+                namespaced: namespaced_hint,
+            });
+        };
+        let what = format!("discovering {}/{} {}", gvk.group, gvk.version, gvk.kind);
+        let (resource, capabilities) = self
+            .retry(|| pinned_kind(client, gvk))
+            .await
+            .map_err(|e| e.explain(&what, self.api_call_timeout))?;
+        let kind = Kind {
+            resource,
+            namespaced: capabilities.scope == Scope::Namespaced,
+        };
+        self.kinds
+            .lock()
+            .expect("kinds lock")
+            .insert(gvk.clone(), kind.clone());
+        Ok(kind)
+    }
+
+    /// Run `call` until it succeeds, fails for good, or the API-call timeout runs out.
+    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.api_call_timeout;
+        let mut backoff = Duration::from_millis(100);
+        let mut last = None;
+        loop {
+            match tokio::time::timeout_at(deadline, call()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) if transient(&e) => last = Some(e),
+                Ok(Err(e)) => return Err(CallError::Api(e)),
+                Err(_) => return Err(CallError::Timeout(last)),
+            }
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(CallError::Timeout(last));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// A client from the kubeconfig `file` under the `kubeconfig` root, as this run sees it (in a
+/// dry run, a planned admin.conf).
+async fn client_from(host: &HostContext, file: &str) -> Result<Client, String> {
+    let dir = host
+        .roots
+        .get("kubeconfig")
+        .ok_or("there is no kubeconfig root to find admin.conf in")?;
+    let path = dir.join(file);
+    let bytes = host
+        .effects
+        .read(&path)
+        .map_err(|e| format!("{e:#}"))?
+        .ok_or_else(|| {
+            format!(
+                "{} does not exist: run the kubeconfig phase first",
+                path.display()
+            )
+        })?;
+    let unusable = |e: &dyn std::fmt::Display| format!("{} is not usable: {e}", path.display());
+    let kubeconfig =
+        Kubeconfig::from_yaml(&String::from_utf8_lossy(&bytes)).map_err(|e| unusable(&e))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| unusable(&e))?;
+    Client::try_from(config).map_err(|e| unusable(&e))
+}
+
+enum CallError {
+    Api(kube::Error),
+    /// The API-call timeout ran out; the last transient error, if any.
+    Timeout(Option<kube::Error>),
+}
+
+impl CallError {
+    fn explain(&self, what: &str, timeout: Duration) -> String {
+        match self {
+            CallError::Api(e) => format!("{what}: {}", describe(e)),
+            CallError::Timeout(Some(e)) => format!(
+                "{what}: no success within timeouts.kubernetesAPICall ({timeout:?}); last error: {}",
+                describe(e)
+            ),
+            CallError::Timeout(None) => {
+                format!("{what}: no answer within timeouts.kubernetesAPICall ({timeout:?})")
+            }
+        }
+    }
+}
+
+/// The API server's message (which names the offending field) or the transport error.
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => format!("{other}"),
+    }
+}
+
+fn status(error: &kube::Error) -> Option<u16> {
+    match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Errors worth another try: conflicts, throttling, server trouble, connection failures.
+fn transient(error: &kube::Error) -> bool {
+    match error {
+        // 409 is also AlreadyExists, which another try does not change.
+        kube::Error::Api(status) if status.code == 409 => status.reason == "Conflict",
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// `Kind namespace/name`, as plans, journals and errors name an object.
+fn target(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// The object with the values of a Secret's data withheld, for the plan.
+fn withhold_secrets(mut object: serde_json::Value) -> serde_json::Value {
+    if object["kind"] == "Secret" {
+        for field in ["data", "stringData"] {
+            if let Some(map) = object.get_mut(field).and_then(|v| v.as_object_mut()) {
+                for value in map.values_mut() {
+                    *value = serde_json::Value::String("(withheld)".into());
+                }
+            }
+        }
+    }
+    object
+}
+
+/// The group-version-kind of `api_version` and `kind`.
+fn gvk(api_version: &str, kind: &str) -> GroupVersionKind {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    GroupVersionKind::gvk(group, version, kind)
+}
+
+impl PhaseState {
+    fn journal_api(
+        &self,
+        operation: &str,
+        target: &str,
+        result: &Result<(), String>,
+        started: Instant,
+    ) {
+        if let Some(journal) = self.host.effects.journal() {
+            journal.append(
+                &self.origin,
+                Entry {
+                    capability: "kube",
+                    operation,
+                    target,
+                    outcome: if result.is_ok() {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Error
+                    },
+                    detail: result.as_ref().err().map(String::as_str),
+                    duration: started.elapsed(),
+                },
+            );
+        }
+    }
+
+    /// Deny `verb` on `kind` in `namespace` unless the grant allows it.
+    fn authorize(
+        &self,
+        verb: &str,
+        kind: &Kind,
+        namespace: Option<&str>,
+        what: &str,
+    ) -> Result<(), PhaseError> {
+        if self.grant.allows_kube(verb, &kind.grant_name(), namespace) {
+            Ok(())
+        } else {
+            Err(self.deny("kube", format!("{verb} {what} ({})", kind.grant_name())))
+        }
+    }
+}
+
+/// The kind of `gvk` (connecting first), checked against the namespace the call names.
+async fn resolve(
+    host: &HostContext,
+    verb: &str,
+    gvk: &GroupVersionKind,
+    namespace: Option<&str>,
+    what: &str,
+) -> Result<Kind, PhaseError> {
+    let failed = |why: String| PhaseError::Failed(format!("kube {verb} {what}: {why}"));
+    let connection = host.kube.connection(host).await.map_err(failed)?;
+    let kind = host
+        .kube
+        .kind(connection, gvk, namespace.is_some())
+        .await
+        .map_err(failed)?;
+    let scope_error = |reason: String| {
+        PhaseError::InvalidConfig(crate::runtime::bindings::FieldError {
+            field: "metadata.namespace".into(),
+            reason: format!("kube {verb} {what}: {reason}"),
+        })
+    };
+    match (kind.namespaced, namespace) {
+        (true, None) => Err(scope_error(format!(
+            "{} is namespaced; name its namespace",
+            gvk.kind
+        ))),
+        (false, Some(ns)) => Err(scope_error(format!(
+            "{} is cluster-scoped, but namespace {ns:?} was given",
+            gvk.kind
+        ))),
+        _ => Ok(kind),
+    }
+}
+
+/// The `Api` for `kind` in `namespace`.
+fn api(client: &Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &kind.resource),
+        None => Api::all_with(client.clone(), &kind.resource),
+    }
+}
+
+fn live(host: &HostContext) -> Option<&Client> {
+    match host.kube.connection.get() {
+        Some(Connection::Live(client)) => Some(client),
+        _ => None,
+    }
+}
+
+impl Host for PhaseState {
+    async fn apply(&mut self, manifest: String) -> wasmtime::Result<Result<String, PhaseError>> {
+        if manifest.len() > MAX_MANIFEST {
+            return Ok(Err(PhaseError::Failed(format!(
+                "kube apply: the manifest is {} bytes, more than the {MAX_MANIFEST} allowed",
+                manifest.len()
+            ))));
+        }
+        let value: serde_json::Value = match serde_saphyr::from_str(&manifest) {
+            Ok(value) => value,
+            Err(e) => {
+                return Ok(Err(PhaseError::Failed(format!(
+                    "kube apply: the manifest is not YAML or JSON: {e}"
+                ))));
+            }
+        };
+        let object: DynamicObject = match serde_json::from_value(value.clone()) {
+            Ok(object) => object,
+            Err(e) => {
+                return Ok(Err(PhaseError::Failed(format!(
+                    "kube apply: the manifest is not a Kubernetes object: {e}"
+                ))));
+            }
+        };
+        let (Some(types), Some(name)) = (object.types.clone(), object.metadata.name.clone()) else {
+            return Ok(Err(PhaseError::InvalidConfig(
+                crate::runtime::bindings::FieldError {
+                    field: "apiVersion, kind, metadata.name".into(),
+                    reason: "kube apply: the manifest must have all three".into(),
+                },
+            )));
+        };
+        let gvk = gvk(&types.api_version, &types.kind);
+        let namespace = object.metadata.namespace.clone();
+        let what = target(&types.kind, namespace.as_deref(), &name);
+        let host = self.host.clone();
+        let kind = match resolve(&host, "apply", &gvk, namespace.as_deref(), &what).await {
+            Ok(kind) => kind,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.authorize("apply", &kind, namespace.as_deref(), &what) {
+            return Ok(Err(e));
+        }
+        if host.effects.is_dry_run() {
+            let yaml = serde_saphyr::to_string(&withhold_secrets(value.clone()))
+                .unwrap_or_else(|e| format!("(cannot render: {e})"));
+            host.effects
+                .plan_api_object(&self.origin.phase, "apply", &what, Some(yaml));
+            host.kube
+                .planned
+                .lock()
+                .expect("planned lock")
+                .insert(what, Some(value.clone()));
+            return Ok(Ok(value.to_string()));
+        }
+        let client = live(&host).expect("apply mode connects or fails");
+        let api = api(client, &kind, namespace.as_deref());
+        let started = Instant::now();
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(&object);
+        let result = host
+            .kube
+            .retry(|| api.patch(&name, &params, &patch))
+            .await
+            .map_err(|e| e.explain(&format!("kube apply {what}"), host.kube.api_call_timeout));
+        self.journal_api(
+            "apply",
+            &what,
+            &result.as_ref().map(|_| ()).map_err(Clone::clone),
+            started,
+        );
+        Ok(match result {
+            Ok(applied) => serde_json::to_string(&applied)
+                .map_err(|e| PhaseError::Failed(format!("kube apply {what}: {e}"))),
+            Err(why) => Err(PhaseError::Failed(why)),
+        })
+    }
+
+    async fn get(
+        &mut self,
+        object: ObjectRef,
+    ) -> wasmtime::Result<Result<Option<String>, PhaseError>> {
+        let gvk = gvk(&object.api_version, &object.kind);
+        let namespace = object.namespace.as_deref();
+        let what = target(&object.kind, namespace, &object.name);
+        let host = self.host.clone();
+        let kind = match resolve(&host, "get", &gvk, namespace, &what).await {
+            Ok(kind) => kind,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.authorize("get", &kind, namespace, &what) {
+            return Ok(Err(e));
+        }
+        if let Some(planned) = host.kube.planned.lock().expect("planned lock").get(&what) {
+            return Ok(Ok(planned.as_ref().map(|v| v.to_string())));
+        }
+        let Some(client) = live(&host) else {
+            return Ok(Ok(None));
+        };
+        let api = api(client, &kind, namespace);
+        let result = host
+            .kube
+            .retry(|| api.get_opt(&object.name))
+            .await
+            .map_err(|e| e.explain(&format!("kube get {what}"), host.kube.api_call_timeout));
+        Ok(match result {
+            Ok(found) => found
+                .map(|o| serde_json::to_string(&o))
+                .transpose()
+                .map_err(|e| PhaseError::Failed(format!("kube get {what}: {e}"))),
+            Err(why) => Err(PhaseError::Failed(why)),
+        })
+    }
+
+    async fn delete(&mut self, object: ObjectRef) -> wasmtime::Result<Result<bool, PhaseError>> {
+        let gvk = gvk(&object.api_version, &object.kind);
+        let namespace = object.namespace.as_deref();
+        let what = target(&object.kind, namespace, &object.name);
+        let host = self.host.clone();
+        let kind = match resolve(&host, "delete", &gvk, namespace, &what).await {
+            Ok(kind) => kind,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = self.authorize("delete", &kind, namespace, &what) {
+            return Ok(Err(e));
+        }
+        let Some(client) = live(&host).filter(|_| !host.effects.is_dry_run()) else {
+            // A dry run: the object existed if the plan or the cluster has it.
+            let existed = match self.get(object.clone()).await? {
+                Ok(found) => found.is_some(),
+                Err(e) => return Ok(Err(e)),
+            };
+            if existed {
+                host.effects
+                    .plan_api_object(&self.origin.phase, "delete", &what, None);
+                host.kube
+                    .planned
+                    .lock()
+                    .expect("planned lock")
+                    .insert(what, None);
+            }
+            return Ok(Ok(existed));
+        };
+        let api = api(client, &kind, namespace);
+        let started = Instant::now();
+        let params = DeleteParams::default();
+        let result = host.kube.retry(|| api.delete(&object.name, &params)).await;
+        let result = match result {
+            Ok(_) => Ok(true),
+            Err(CallError::Api(e)) if status(&e) == Some(404) => Ok(false),
+            Err(e) => Err(e.explain(&format!("kube delete {what}"), host.kube.api_call_timeout)),
+        };
+        self.journal_api(
+            "delete",
+            &what,
+            &result.as_ref().map(|_| ()).map_err(Clone::clone),
+            started,
+        );
+        Ok(result.map_err(PhaseError::Failed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_match_verbs_resources_and_scopes() {
+        let rule = KubeRule::new(
+            &["apply"],
+            &["configmaps", "rbac.authorization.k8s.io/roles"],
+            &["kube-system"],
+        );
+        assert!(rule.allows("apply", "configmaps", Some("kube-system")));
+        assert!(!rule.allows("get", "configmaps", Some("kube-system")));
+        assert!(!rule.allows("apply", "configmaps", Some("kube-public")));
+        assert!(!rule.allows("apply", "configmaps", None));
+        assert!(!rule.allows("apply", "secrets", Some("kube-system")));
+        let cluster = KubeRule::new(&["*"], &["rbac.authorization.k8s.io/clusterroles"], &[]);
+        assert!(cluster.allows("delete", "rbac.authorization.k8s.io/clusterroles", None));
+        assert!(!cluster.allows(
+            "delete",
+            "rbac.authorization.k8s.io/clusterroles",
+            Some("x")
+        ));
+        let everywhere = KubeRule::new(&["get"], &["*"], &["*"]);
+        assert!(everywhere.allows("get", "secrets", Some("any")));
+        assert!(!everywhere.allows("get", "nodes", None));
+    }
+
+    #[test]
+    fn missing_lists_each_uncovered_triple() {
+        let grant = Grant {
+            kube: vec![KubeRule::new(&["apply"], &["configmaps"], &["kube-system"])],
+            ..Grant::default()
+        };
+        let requested = [crate::runtime::bindings::KubeRule {
+            verbs: vec!["apply".into(), "delete".into()],
+            resources: vec!["configmaps".into()],
+            namespaces: vec!["kube-system".into(), "kube-public".into()],
+        }];
+        assert_eq!(
+            grant.missing_kube(&requested),
+            [
+                "kube: apply configmaps in namespace kube-public",
+                "kube: delete configmaps in namespace kube-system",
+                "kube: delete configmaps in namespace kube-public",
+            ]
+        );
+    }
+
+    #[test]
+    fn plans_withhold_secret_values() {
+        let secret = serde_json::json!({"kind": "Secret", "data": {"token-secret": "c2VjcmV0"}});
+        assert_eq!(
+            withhold_secrets(secret)["data"]["token-secret"],
+            "(withheld)"
+        );
+        assert_eq!(
+            gvk("v1", "ConfigMap"),
+            GroupVersionKind::gvk("", "v1", "ConfigMap")
+        );
+        assert_eq!(
+            gvk("rbac.authorization.k8s.io/v1", "Role"),
+            GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "Role")
+        );
+    }
+}
