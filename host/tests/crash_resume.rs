@@ -75,20 +75,36 @@ fn certs_killed_at_any_point_resume_to_a_consistent_pki() {
     let full = start.elapsed();
     assert_consistent(warm.path(), "an uninterrupted run");
 
+    // Fixed short delays, then fractions of a full run, densely towards its end where the
+    // files are written.
     let mut delays: Vec<Duration> = [5u64, 20, 50, 100, 200]
         .iter()
         .map(|ms| Duration::from_millis(*ms))
         .collect();
     delays.extend((1..=9).map(|tenth| full * tenth / 10));
+    delays.extend(
+        [92u32, 94, 96, 98, 100, 103]
+            .iter()
+            .map(|pct| full * *pct / 100),
+    );
     let mut killed_runs = 0;
+    let mut partial = 0;
     for (round, delay) in delays.iter().enumerate() {
         let root = tempfile::tempdir().unwrap();
-        // Kill twice at the same point (the second run starts from the first one's remains),
-        // then let a run complete.
-        for _ in 0..2 {
+        // Every third round kills twice at the same point (the second run starts from the
+        // first one's remains) before a run is let complete.
+        let kills = if round % 3 == 0 { 2 } else { 1 };
+        for _ in 0..kills {
             if run_and_kill(root.path(), *delay) {
                 killed_runs += 1;
             }
+        }
+        let pki_files = walk(&root.path().join("etc/kubernetes/pki"))
+            .into_iter()
+            .filter(|p| p.is_file())
+            .count();
+        if pki_files > 0 && pki_files < 22 {
+            partial += 1;
         }
         let output = phase(root.path(), "certs", "all", &config, &[]);
         output.assert_success(&format!(
@@ -107,6 +123,10 @@ fn certs_killed_at_any_point_resume_to_a_consistent_pki() {
             "round {round}: a re-run after resuming changes nothing"
         );
     }
+    eprintln!(
+        "{killed_runs} runs killed over {} rounds; {partial} left a partial PKI behind",
+        delays.len()
+    );
     assert!(
         killed_runs > 0,
         "no run was interrupted; the delays are all longer than a run"
