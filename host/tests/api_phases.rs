@@ -1,0 +1,397 @@
+//! The API phases against the real control plane: kubeforge writes a node into a temp root, the
+//! kubelet stand-in runs it with the real etcd, kube-apiserver and kube-controller-manager
+//! (tests/testenv), `kubeforge init phase upload-config` and `bootstrap-token` run against it,
+//! and everything is checked through the API (kube-rs) and the real kubeadm, never by reading
+//! kubeforge's own output back. Needs the testenv binaries: a missing one fails the test with
+//! the command that builds them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use kubeforge_testenv::{ControlPlaneLock, StandIn, testenv_bin_dir};
+
+const TOKEN_ID: &str = "kfe2e0";
+const TOKEN_SECRET: &str = "0123456789abcdef";
+const DEFAULT_NODE_TOKEN: &str = "system:bootstrappers:kubeadm:default-node-token";
+
+fn kubeadm_config() -> String {
+    format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+bootstrapTokens:
+- token: {TOKEN_ID}.{TOKEN_SECRET}
+  ttl: 2h0m0s
+localAPIEndpoint:
+  advertiseAddress: 127.0.0.1
+  bindPort: 6443
+nodeRegistration:
+  name: kf-e2e-node
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.35.4
+clusterName: kubeforge-e2e
+networking:
+  serviceSubnet: 10.96.0.0/16
+"
+    )
+}
+
+/// `kubeforge --root ROOT init phase ARGS --config CONFIG`, which must succeed.
+fn kubeforge(root: &Path, config: &Path, phase: &[&str]) -> Result<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_kubeforge"))
+        .arg("--root")
+        .arg(root)
+        .args(["init", "phase"])
+        .args(phase)
+        .arg("--config")
+        .arg(config)
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(
+        output.status.success(),
+        "kubeforge init phase {}: {text}",
+        phase.join(" ")
+    );
+    Ok(text)
+}
+
+async fn admin_client(root: &Path) -> Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(root.join("etc/kubernetes/admin.conf"))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// A client that authenticates with the bootstrap token only.
+fn token_client(root: &Path) -> Result<Client> {
+    let ca = std::fs::read_to_string(root.join("etc/kubernetes/pki/ca.crt"))?;
+    let body: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body)?;
+    let mut config = Config::new("https://127.0.0.1:6443".parse()?);
+    config.root_cert = Some(vec![der]);
+    config.auth_info.token = Some(format!("{TOKEN_ID}.{TOKEN_SECRET}").into());
+    Ok(Client::try_from(config)?)
+}
+
+async fn whoami(client: Client) -> Result<(String, Vec<String>), kube::Error> {
+    let review = Api::<SelfSubjectReview>::all(client)
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await?;
+    let user = review.status.and_then(|s| s.user_info).unwrap_or_default();
+    Ok((
+        user.username.unwrap_or_default(),
+        user.groups.unwrap_or_default(),
+    ))
+}
+
+/// Poll `check` every 200 ms until it returns `Some` or `timeout` passes.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if start.elapsed() > timeout {
+            bail!("{what}: not within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn names_and_rules(rules: &[k8s_openapi::api::rbac::v1::PolicyRule]) -> Vec<String> {
+    rules
+        .iter()
+        .map(|r| {
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                r.verbs,
+                r.api_groups.clone().unwrap_or_default(),
+                r.resources.clone().unwrap_or_default(),
+                r.resource_names.clone().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn subjects(binding_subjects: Option<&Vec<k8s_openapi::api::rbac::v1::Subject>>) -> Vec<String> {
+    binding_subjects
+        .into_iter()
+        .flatten()
+        .map(|s| format!("{} {}", s.kind, s.name))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_config_and_bootstrap_token_against_the_real_control_plane() -> Result<()> {
+    let bin = testenv_bin_dir()?;
+    let _ports = ControlPlaneLock::acquire_timeout(Duration::from_secs(900))?;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("root");
+    let config = dir.path().join("kubeadm.yaml");
+    std::fs::write(&config, kubeadm_config())?;
+    for phase in [
+        &["certs", "all"][..],
+        &["kubeconfig", "all"],
+        &["etcd", "local"],
+        &["control-plane", "all"],
+    ] {
+        kubeforge(&root, &config, phase)?;
+    }
+    let stand_in = StandIn::start(&root, &bin)?;
+    let result = check_api_phases(&root, &config, &bin, &stand_in).await;
+    let logs = if result.is_err() {
+        format!(
+            "\n--- kube-apiserver ---\n{}\n--- kube-controller-manager ---\n{}",
+            stand_in.log_tail("kube-apiserver", 30),
+            stand_in.log_tail("kube-controller-manager", 30)
+        )
+    } else {
+        String::new()
+    };
+    stand_in.stop()?;
+    result.with_context(|| logs)
+}
+
+async fn check_api_phases(
+    root: &Path,
+    config: &Path,
+    bin: &Path,
+    stand_in: &StandIn,
+) -> Result<()> {
+    stand_in.wait_ready("kube-apiserver", Duration::from_secs(180))?;
+    kubeforge(root, config, &["upload-config", "all"])?;
+    let out = kubeforge(root, config, &["bootstrap-token"])?;
+    ensure!(
+        out.contains(&format!(
+            "[bootstrap-token] Using token: {TOKEN_ID}.{TOKEN_SECRET}"
+        )),
+        "{out}"
+    );
+
+    let admin = admin_client(root).await?;
+    let system = |c: &Client| Api::<ConfigMap>::namespaced(c.clone(), "kube-system");
+
+    // upload-config
+    let kubeadm_config = system(&admin).get("kubeadm-config").await?;
+    let cluster = kubeadm_config.data.unwrap_or_default()["ClusterConfiguration"].clone();
+    ensure!(
+        cluster.contains("kind: ClusterConfiguration\n"),
+        "{cluster}"
+    );
+    ensure!(
+        cluster.contains("clusterName: kubeforge-e2e\n"),
+        "{cluster}"
+    );
+    let kubelet_config = system(&admin).get("kubelet-config").await?;
+    let kubelet = kubelet_config.data.clone().unwrap_or_default()["kubelet"].clone();
+    ensure!(kubelet.contains("clusterDNS:\n- 10.96.0.10\n"), "{kubelet}");
+    let hash = kubelet_config.metadata.annotations.unwrap_or_default()
+        ["kubeadm.kubernetes.io/component-config.hash"]
+        .clone();
+    ensure!(
+        hash == format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(kubelet.as_bytes()))
+        ),
+        "kubelet-config hash {hash}"
+    );
+    for (name, config_map) in [
+        ("kubeadm:nodes-kubeadm-config", "kubeadm-config"),
+        ("kubeadm:kubelet-config", "kubelet-config"),
+    ] {
+        let role = Api::<Role>::namespaced(admin.clone(), "kube-system")
+            .get(name)
+            .await?;
+        assert_eq!(
+            names_and_rules(&role.rules.unwrap_or_default()),
+            [format!(r#"["get"] [""] ["configmaps"] ["{config_map}"]"#)]
+        );
+        let binding = Api::<RoleBinding>::namespaced(admin.clone(), "kube-system")
+            .get(name)
+            .await?;
+        assert_eq!(binding.role_ref.name, name);
+        let mut groups = subjects(binding.subjects.as_ref());
+        groups.sort();
+        assert_eq!(
+            groups,
+            [
+                format!("Group {DEFAULT_NODE_TOKEN}"),
+                "Group system:nodes".into()
+            ]
+        );
+    }
+
+    // bootstrap-token: the Secret, the RBAC, cluster-info
+    let secret = Api::<Secret>::namespaced(admin.clone(), "kube-system")
+        .get(&format!("bootstrap-token-{TOKEN_ID}"))
+        .await?;
+    assert_eq!(
+        secret.type_.as_deref(),
+        Some("bootstrap.kubernetes.io/token")
+    );
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| String::from_utf8(data[key].0.clone()).unwrap();
+    assert_eq!(text("token-id"), TOKEN_ID);
+    assert_eq!(text("token-secret"), TOKEN_SECRET);
+    assert_eq!(text("usage-bootstrap-authentication"), "true");
+    assert_eq!(text("usage-bootstrap-signing"), "true");
+    assert_eq!(text("auth-extra-groups"), DEFAULT_NODE_TOKEN);
+    let crbs = Api::<ClusterRoleBinding>::all(admin.clone());
+    for (name, role, subject) in [
+        (
+            "kubeadm:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            DEFAULT_NODE_TOKEN,
+        ),
+        ("kubeadm:get-nodes", "kubeadm:get-nodes", DEFAULT_NODE_TOKEN),
+        (
+            "kubeadm:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            DEFAULT_NODE_TOKEN,
+        ),
+        (
+            "kubeadm:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            "system:nodes",
+        ),
+        (
+            "kubeadm:cluster-admins",
+            "cluster-admin",
+            "kubeadm:cluster-admins",
+        ),
+    ] {
+        let binding = crbs.get(name).await.with_context(|| name.to_string())?;
+        assert_eq!(binding.role_ref.name, role, "{name}");
+        assert_eq!(
+            subjects(binding.subjects.as_ref()),
+            [format!("Group {subject}")],
+            "{name}"
+        );
+    }
+    let get_nodes = Api::<ClusterRole>::all(admin.clone())
+        .get("kubeadm:get-nodes")
+        .await?;
+    assert_eq!(
+        names_and_rules(&get_nodes.rules.unwrap_or_default()),
+        [r#"["get"] [""] ["nodes"] []"#]
+    );
+    let public = Api::<ConfigMap>::namespaced(admin.clone(), "kube-public");
+    let role = Api::<Role>::namespaced(admin.clone(), "kube-public")
+        .get("kubeadm:bootstrap-signer-clusterinfo")
+        .await?;
+    assert_eq!(
+        names_and_rules(&role.rules.unwrap_or_default()),
+        [r#"["get"] [""] ["configmaps"] ["cluster-info"]"#]
+    );
+    let binding = Api::<RoleBinding>::namespaced(admin.clone(), "kube-public")
+        .get("kubeadm:bootstrap-signer-clusterinfo")
+        .await?;
+    assert_eq!(
+        subjects(binding.subjects.as_ref()),
+        ["User system:anonymous"]
+    );
+
+    // kube-controller-manager's bootstrapsigner signs cluster-info with our token.
+    let key = format!("jws-kubeconfig-{TOKEN_ID}");
+    let (kubeconfig, jws) = eventually(
+        "the bootstrapsigner's signature",
+        Duration::from_secs(90),
+        || {
+            let public = public.clone();
+            let key = key.clone();
+            async move {
+                let data = public.get("cluster-info").await?.data.unwrap_or_default();
+                Ok(data
+                    .get(&key)
+                    .map(|jws| (data["kubeconfig"].clone(), jws.clone())))
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        kubeconfig.contains("server: https://127.0.0.1:6443\n"),
+        "{kubeconfig}"
+    );
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","kid":"{TOKEN_ID}"}}"#));
+    let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(&kubeconfig));
+    let tag = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, TOKEN_SECRET.as_bytes()),
+        signing_input.as_bytes(),
+    );
+    assert_eq!(
+        jws,
+        format!("{header}..{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    );
+
+    // The real kubeadm lists our token.
+    let list = Command::new(bin.join("kubeadm"))
+        .args(["token", "list", "--kubeconfig"])
+        .arg(root.join("etc/kubernetes/admin.conf"))
+        .output()?;
+    let listed = String::from_utf8_lossy(&list.stdout);
+    ensure!(
+        list.status.success(),
+        "kubeadm token list: {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&format!("{TOKEN_ID}.{TOKEN_SECRET}")))
+        .with_context(|| format!("kubeadm token list does not show our token:\n{listed}"))?;
+    ensure!(
+        line.contains("authentication,signing") && line.contains(DEFAULT_NODE_TOKEN),
+        "kubeadm token list: {line}"
+    );
+
+    // The token authenticates as system:bootstrap:<id> with its groups ...
+    let (user, groups) = whoami(token_client(root)?).await?;
+    assert_eq!(user, format!("system:bootstrap:{TOKEN_ID}"));
+    for group in [
+        "system:bootstrappers",
+        DEFAULT_NODE_TOKEN,
+        "system:authenticated",
+    ] {
+        ensure!(
+            groups.iter().any(|g| g == group),
+            "groups {groups:?} lack {group}"
+        );
+    }
+    // ... and no longer once its Secret is gone.
+    Api::<Secret>::namespaced(admin.clone(), "kube-system")
+        .delete(
+            &format!("bootstrap-token-{TOKEN_ID}"),
+            &DeleteParams::default(),
+        )
+        .await?;
+    eventually(
+        "the deleted token to stop authenticating",
+        Duration::from_secs(30),
+        || async {
+            match whoami(token_client(root)?).await {
+                Err(kube::Error::Api(status)) if status.code == 401 => Ok(Some(())),
+                _ => Ok(None),
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
