@@ -1,5 +1,6 @@
 //! The command line: one module per command.
 
+mod component;
 mod config;
 mod init;
 mod version;
@@ -41,6 +42,8 @@ pub struct Cli {
 enum Command {
     /// Run this command in order to set up the Kubernetes control plane.
     Init(init::InitCommand),
+    /// Inspect phase components and what fills each slot.
+    Component(component::ComponentCommand),
     /// Manage configuration for a kubeadm-compatible cluster.
     Config(config::ConfigCommand),
     /// Print the version of kubeforge.
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
     let cache_dir = cli.cache_dir.clone().or_else(default_cache_dir);
     let result = match cli.command {
         Command::Init(command) => init::run(command, cli.root, cache_dir, cli.journal),
+        Command::Component(command) => component::run(command, cache_dir),
         Command::Config(command) => config::run(command),
         Command::Version(command) => version::run(command),
     };

@@ -188,6 +188,22 @@ impl Runtime {
         }
     }
 
+    /// The names of a component's imports and exports (its WIT world), without linking it.
+    pub fn world(&self, wasm: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(wasm)));
+        let component = self.cache.load(&self.engine, &digest, wasm)?;
+        let world = component.component_type();
+        let imports = world
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports = world
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        Ok((imports, exports))
+    }
+
     fn store(&self, state: PhaseState, limits: Limits) -> Store<PhaseState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -200,6 +216,13 @@ impl Runtime {
 
 /// A trap as the operator should read it: which limit, or what the guest did.
 fn explain_trap(phase: &str, error: wasmtime::Error, limits: Limits) -> anyhow::Error {
+    // The store's limiter refuses a memory grow with a plain error, not a `Trap`.
+    if format!("{error:?}").contains("forcing trap when growing memory") {
+        return anyhow!(
+            "the {phase} phase exceeded its memory limit of {} MiB",
+            limits.memory >> 20
+        );
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => anyhow!(
             "the {phase} phase exceeded its deadline of {:?}",

@@ -1,0 +1,204 @@
+//! `kubeforge component`: what fills each slot, and what a component is and asks for.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::capabilities::{Grant, HostContext, Roots};
+use crate::effects::Effects;
+use crate::runtime::Runtime;
+use crate::runtime::bindings::CapabilityRequest;
+use crate::workflow::{Filling, INIT_PHASES, stock};
+
+#[derive(Args)]
+pub struct ComponentCommand {
+    #[command(subcommand)]
+    command: ComponentSubcommand,
+}
+
+#[derive(Subcommand)]
+enum ComponentSubcommand {
+    /// Show every init slot and the component that fills it, with its digest.
+    List {
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Show a component's digest, size, WIT imports and exports, and the capabilities it requests.
+    Inspect {
+        /// A component file (`.wasm`), or `builtin:<name>` for a stock component.
+        component: String,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SlotEntry {
+    slot: &'static str,
+    component: Option<String>,
+    digest: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inspection {
+    component: String,
+    digest: String,
+    size: usize,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    phase: Option<String>,
+    sub_phases: Vec<String>,
+    requests: Vec<String>,
+    /// Why the component could not describe itself, if it could not.
+    describe_error: Option<String>,
+}
+
+pub fn run(command: ComponentCommand, cache_dir: Option<PathBuf>) -> Result<()> {
+    match command.command {
+        ComponentSubcommand::List { output } => list(output),
+        ComponentSubcommand::Inspect { component, output } => {
+            inspect(&component, output, cache_dir)
+        }
+    }
+}
+
+fn digest(wasm: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(wasm)))
+}
+
+fn list(output: Format) -> Result<()> {
+    let entries: Vec<SlotEntry> = INIT_PHASES
+        .iter()
+        .map(|slot| match slot.filling {
+            Filling::Component(name) => SlotEntry {
+                slot: slot.name,
+                component: Some(format!("builtin:{name}")),
+                digest: stock::component(name).map(digest),
+            },
+            Filling::Unavailable { .. } => SlotEntry {
+                slot: slot.name,
+                component: None,
+                digest: None,
+            },
+        })
+        .collect();
+    match output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+        Format::Yaml => print!(
+            "{}",
+            kubeforge_api::yaml::to_string(&serde_json::to_value(&entries)?)
+        ),
+        Format::Text => {
+            println!("{:<20} {:<26} DIGEST", "SLOT", "COMPONENT");
+            for entry in &entries {
+                println!(
+                    "{:<20} {:<26} {}",
+                    entry.slot,
+                    entry.component.as_deref().unwrap_or("(not in this build)"),
+                    entry.digest.as_deref().unwrap_or("-"),
+                );
+            }
+            println!(
+                "\n`kubeforge component inspect builtin:<name>` shows what a component requests."
+            );
+        }
+    }
+    Ok(())
+}
+
+fn inspect(component: &str, output: Format, cache_dir: Option<PathBuf>) -> Result<()> {
+    let wasm = match component.strip_prefix("builtin:") {
+        Some(name) => stock::component(name)
+            .with_context(|| {
+                format!("there is no stock component {name:?}; see `kubeforge component list`")
+            })?
+            .to_vec(),
+        None => {
+            std::fs::read(Path::new(component)).with_context(|| format!("reading {component}"))?
+        }
+    };
+    let runtime = Runtime::new(cache_dir)?;
+    let (imports, exports) = runtime.world(&wasm).with_context(|| {
+        format!("{component} is not a WebAssembly component this host can load")
+    })?;
+    let mut inspection = Inspection {
+        component: component.to_string(),
+        digest: digest(&wasm),
+        size: wasm.len(),
+        imports,
+        exports,
+        phase: None,
+        sub_phases: Vec::new(),
+        requests: Vec::new(),
+        describe_error: None,
+    };
+    let host = Arc::new(HostContext {
+        roots: Roots::default(),
+        effects: Effects::plan(),
+        node_root: PathBuf::from("/"),
+        started: SystemTime::now(),
+        kube: Default::default(),
+    });
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let described = runtime
+        .load(component, &wasm)
+        .and_then(|loaded| tokio.block_on(runtime.describe(&loaded, host)));
+    match described {
+        Ok(info) => {
+            inspection.phase = Some(info.name);
+            inspection.sub_phases = info.sub_phases.into_iter().map(|s| s.name).collect();
+            inspection.requests = describe_requests(&info.requests);
+        }
+        Err(e) => inspection.describe_error = Some(format!("{e:#}")),
+    }
+    match output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&inspection)?),
+        Format::Yaml => print!(
+            "{}",
+            kubeforge_api::yaml::to_string(&serde_json::to_value(&inspection)?)
+        ),
+        Format::Text => {
+            println!("component: {}", inspection.component);
+            println!("digest:    {}", inspection.digest);
+            println!("size:      {} bytes", inspection.size);
+            if let Some(phase) = &inspection.phase {
+                println!(
+                    "phase:     {phase} (sub-phases: {})",
+                    inspection.sub_phases.join(", ")
+                );
+            }
+            println!("imports:");
+            inspection.imports.iter().for_each(|i| println!("  {i}"));
+            println!("exports:");
+            inspection.exports.iter().for_each(|e| println!("  {e}"));
+            println!("requests:");
+            inspection.requests.iter().for_each(|r| println!("  {r}"));
+            if let Some(error) = &inspection.describe_error {
+                println!("describe() failed: {error}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line per requested capability, in the grant's own words: everything a request asks
+/// is missing from an empty grant.
+fn describe_requests(request: &CapabilityRequest) -> Vec<String> {
+    Grant::default().missing(request)
+}
