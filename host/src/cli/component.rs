@@ -7,12 +7,11 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::capabilities::{Grant, HostContext, Roots};
 use crate::effects::Effects;
-use crate::runtime::Runtime;
 use crate::runtime::bindings::CapabilityRequest;
+use crate::runtime::{Runtime, digest};
 use crate::workflow::{Filling, INIT_PHASES, stock};
 
 #[derive(Args)]
@@ -74,10 +73,6 @@ pub fn run(command: ComponentCommand, cache_dir: Option<PathBuf>) -> Result<()> 
             inspect(&component, output, cache_dir)
         }
     }
-}
-
-fn digest(wasm: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(wasm)))
 }
 
 fn list(output: Format) -> Result<()> {

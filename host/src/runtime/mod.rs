@@ -105,7 +105,7 @@ impl Runtime {
 
     /// Compile (or take from the cache) and link a component.
     pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedPhase> {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(wasm)));
+        let digest = digest(wasm);
         let component = self
             .cache
             .load(&self.engine, &digest, wasm)
@@ -190,7 +190,7 @@ impl Runtime {
 
     /// The names of a component's imports and exports (its WIT world), without linking it.
     pub fn world(&self, wasm: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(wasm)));
+        let digest = digest(wasm);
         let component = self.cache.load(&self.engine, &digest, wasm)?;
         let world = component.component_type();
         let imports = world
@@ -212,6 +212,11 @@ impl Runtime {
         store.epoch_deadline_trap();
         store
     }
+}
+
+/// `sha256:<hex>` of a component's bytes: its identity in grants, lockfiles and the journal.
+pub fn digest(wasm: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(wasm)))
 }
 
 /// A trap as the operator should read it: which limit, or what the guest did.
