@@ -13,8 +13,9 @@ use anyhow::{Context, Result, bail, ensure};
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -141,7 +142,7 @@ fn subjects(binding_subjects: Option<&Vec<k8s_openapi::api::rbac::v1::Subject>>)
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn upload_config_and_bootstrap_token_against_the_real_control_plane() -> Result<()> {
+async fn api_phases_against_the_real_control_plane() -> Result<()> {
     let bin = testenv_bin_dir()?;
     let _ports = ControlPlaneLock::acquire_timeout(Duration::from_secs(900))?;
     let dir = tempfile::tempdir()?;
@@ -180,6 +181,11 @@ async fn check_api_phases(
     stand_in.wait_ready("kube-apiserver", Duration::from_secs(180))?;
     kubeforge(root, config, &["upload-config", "all"])?;
     let out = kubeforge(root, config, &["bootstrap-token"])?;
+    let addons = kubeforge(root, config, &["addon", "all"])?;
+    ensure!(
+        addons.contains("[addons] Applied essential addon: CoreDNS"),
+        "{addons}"
+    );
     ensure!(
         out.contains(&format!(
             "[bootstrap-token] Using token: {TOKEN_ID}.{TOKEN_SECRET}"
@@ -342,6 +348,8 @@ async fn check_api_phases(
         format!("{header}..{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     );
 
+    check_addons(&admin).await?;
+
     // The real kubeadm lists our token.
     let list = Command::new(bin.join("kubeadm"))
         .args(["token", "list", "--kubeconfig"])
@@ -393,5 +401,119 @@ async fn check_api_phases(
         },
     )
     .await?;
+    Ok(())
+}
+
+/// CoreDNS and kube-proxy with kubeadm's names, labels, addresses and rules.
+async fn check_addons(admin: &Client) -> Result<()> {
+    let service = Api::<Service>::namespaced(admin.clone(), "kube-system")
+        .get("kube-dns")
+        .await?;
+    let spec = service.spec.unwrap_or_default();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.10"));
+    let ports: Vec<_> = spec
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}/{}",
+                p.name.clone().unwrap_or_default(),
+                p.port,
+                p.protocol.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(ports, ["dns/53/UDP", "dns-tcp/53/TCP", "metrics/9153/TCP"]);
+    let labels = service.metadata.labels.unwrap_or_default();
+    assert_eq!(labels["kubernetes.io/name"], "CoreDNS");
+    let deployment = Api::<Deployment>::namespaced(admin.clone(), "kube-system")
+        .get("coredns")
+        .await?;
+    let spec = deployment.spec.unwrap_or_default();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap_or_default();
+    assert_eq!(pod.service_account_name.as_deref(), Some("coredns"));
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-cluster-critical")
+    );
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.k8s.io/coredns/coredns:v1.13.1")
+    );
+    let corefile = Api::<ConfigMap>::namespaced(admin.clone(), "kube-system")
+        .get("coredns")
+        .await?
+        .data
+        .unwrap_or_default()["Corefile"]
+        .clone();
+    ensure!(
+        corefile.contains("kubernetes cluster.local in-addr.arpa ip6.arpa {"),
+        "{corefile}"
+    );
+    let coredns_role = Api::<ClusterRole>::all(admin.clone())
+        .get("system:coredns")
+        .await?;
+    assert_eq!(
+        names_and_rules(&coredns_role.rules.unwrap_or_default()),
+        [
+            r#"["list", "watch"] [""] ["endpoints", "services", "pods", "namespaces"] []"#,
+            r#"["list", "watch"] ["discovery.k8s.io"] ["endpointslices"] []"#,
+        ]
+    );
+    let crbs = Api::<ClusterRoleBinding>::all(admin.clone());
+    for (name, role, subject) in [
+        ("system:coredns", "system:coredns", "ServiceAccount coredns"),
+        (
+            "kubeadm:node-proxier",
+            "system:node-proxier",
+            "ServiceAccount kube-proxy",
+        ),
+    ] {
+        let binding = crbs.get(name).await?;
+        assert_eq!(binding.role_ref.name, role);
+        assert_eq!(subjects(binding.subjects.as_ref()), [subject]);
+    }
+    for name in ["coredns", "kube-proxy"] {
+        Api::<ServiceAccount>::namespaced(admin.clone(), "kube-system")
+            .get(name)
+            .await
+            .with_context(|| format!("ServiceAccount {name}"))?;
+    }
+    let daemon_set = Api::<DaemonSet>::namespaced(admin.clone(), "kube-system")
+        .get("kube-proxy")
+        .await?;
+    let pod = daemon_set
+        .spec
+        .unwrap_or_default()
+        .template
+        .spec
+        .unwrap_or_default();
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.k8s.io/kube-proxy:v1.35.4")
+    );
+    let proxy = Api::<ConfigMap>::namespaced(admin.clone(), "kube-system")
+        .get("kube-proxy")
+        .await?;
+    let data = proxy.data.unwrap_or_default();
+    ensure!(data["kubeconfig.conf"].contains("server: https://127.0.0.1:6443"));
+    ensure!(data["config.conf"].contains("kind: KubeProxyConfiguration"));
+    let role = Api::<Role>::namespaced(admin.clone(), "kube-system")
+        .get("kube-proxy")
+        .await?;
+    assert_eq!(
+        names_and_rules(&role.rules.unwrap_or_default()),
+        [r#"["get"] [""] ["configmaps"] ["kube-proxy"]"#]
+    );
+    let binding = Api::<RoleBinding>::namespaced(admin.clone(), "kube-system")
+        .get("kube-proxy")
+        .await?;
+    assert_eq!(
+        subjects(binding.subjects.as_ref()),
+        [format!("Group {DEFAULT_NODE_TOKEN}")]
+    );
     Ok(())
 }

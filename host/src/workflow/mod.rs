@@ -111,9 +111,7 @@ pub const INIT_PHASES: &[Slot] = &[
     Slot {
         name: "addon",
         description: "Install required addons for passing conformance tests",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
+        filling: Filling::Component("addon"),
     },
     Slot {
         name: "show-join-command",

@@ -89,6 +89,33 @@ pub fn grant(name: &str) -> Grant {
             ],
             ..Grant::default()
         },
+        // Reads back the CoreDNS ConfigMap (kept if present) and Deployment (keeps its replicas).
+        "addon" => Grant {
+            kube: vec![
+                KubeRule::new(
+                    &["get", "apply"],
+                    &["configmaps", "apps/deployments"],
+                    &["kube-system"],
+                ),
+                KubeRule::new(
+                    &["apply"],
+                    &[
+                        "serviceaccounts",
+                        "services",
+                        "apps/daemonsets",
+                        RBAC_ROLES,
+                        RBAC_ROLE_BINDINGS,
+                    ],
+                    &["kube-system"],
+                ),
+                KubeRule::new(
+                    &["apply"],
+                    &[RBAC_CLUSTER_ROLES, RBAC_CLUSTER_ROLE_BINDINGS],
+                    &[],
+                ),
+            ],
+            ..Grant::default()
+        },
         _ => Grant::default(),
     }
 }
