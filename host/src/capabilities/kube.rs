@@ -422,6 +422,28 @@ impl PhaseState {
         }
     }
 
+    /// Deny `verb` in `namespace` before connecting when no rule of the grant could allow it,
+    /// whatever the resource: a phase without a kube grant never reaches the API server.
+    fn authorize_early(
+        &self,
+        verb: &str,
+        namespace: Option<&str>,
+        what: &str,
+    ) -> Result<(), PhaseError> {
+        let any = |items: &[String], wanted: &str| items.iter().any(|i| i == "*" || i == wanted);
+        // Scope mistakes (a namespace on a cluster-scoped kind) are left to `resolve`.
+        let possible = self.grant.kube.iter().any(|rule| {
+            any(&rule.verbs, verb)
+                && namespace
+                    .is_none_or(|ns| rule.namespaces.is_empty() || any(&rule.namespaces, ns))
+        });
+        if possible {
+            Ok(())
+        } else {
+            Err(self.deny("kube", format!("{verb} {what}")))
+        }
+    }
+
     /// Deny `verb` on `kind` in `namespace` unless the grant allows it.
     fn authorize(
         &self,
@@ -523,6 +545,9 @@ impl Host for PhaseState {
         let namespace = object.metadata.namespace.clone();
         let what = target(&types.kind, namespace.as_deref(), &name);
         let host = self.host.clone();
+        if let Err(e) = self.authorize_early("apply", namespace.as_deref(), &what) {
+            return Ok(Err(e));
+        }
         let kind = match resolve(&host, "apply", &gvk, namespace.as_deref(), &what).await {
             Ok(kind) => kind,
             Err(e) => return Ok(Err(e)),
@@ -573,6 +598,9 @@ impl Host for PhaseState {
         let namespace = object.namespace.as_deref();
         let what = target(&object.kind, namespace, &object.name);
         let host = self.host.clone();
+        if let Err(e) = self.authorize_early("get", namespace, &what) {
+            return Ok(Err(e));
+        }
         let kind = match resolve(&host, "get", &gvk, namespace, &what).await {
             Ok(kind) => kind,
             Err(e) => return Ok(Err(e)),
@@ -606,6 +634,9 @@ impl Host for PhaseState {
         let namespace = object.namespace.as_deref();
         let what = target(&object.kind, namespace, &object.name);
         let host = self.host.clone();
+        if let Err(e) = self.authorize_early("delete", namespace, &what) {
+            return Ok(Err(e));
+        }
         let kind = match resolve(&host, "delete", &gvk, namespace, &what).await {
             Ok(kind) => kind,
             Err(e) => return Ok(Err(e)),

@@ -216,6 +216,16 @@ impl PhaseState {
                 return Err(self.deny("fs", format!("{root}:{path} (crosses a symbolic link)")));
             }
         }
+        // Roots nest (`manifests`, `pki` and `tmp` lie in `kubeconfig`'s /etc/kubernetes): a path
+        // under one root must not reach into another root inside it.
+        if let Some((nested, _)) = self.host.roots.dirs.iter().find(|(name, other)| {
+            name.as_str() != root
+                && other.as_path() != dir
+                && other.starts_with(dir)
+                && current.starts_with(other)
+        }) {
+            return Err(self.deny("fs", format!("{root}:{path} (inside the {nested} root)")));
+        }
         Ok(current)
     }
 }

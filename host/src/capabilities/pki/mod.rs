@@ -402,8 +402,14 @@ impl Host for PhaseState {
         };
         let text = String::from_utf8_lossy(&bytes);
         Ok(kubeconfig::inspect(&text).map(Some).map_err(|e| {
+            // The parser's error quotes the file: not when it holds private key material.
+            let why = if super::fs::holds_private_key(&bytes) {
+                "it holds private key material and cannot be read as one".to_string()
+            } else {
+                format!("{e:#}")
+            };
             PhaseError::Failed(format!(
-                "{} is not a usable kubeconfig: {e:#}",
+                "{} is not a usable kubeconfig: {why}",
                 file.display()
             ))
         }))
