@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service, ServiceAccount, Taint};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -24,6 +24,7 @@ use kubeforge_testenv::{ControlPlaneLock, StandIn, testenv_bin_dir};
 
 const TOKEN_ID: &str = "kfe2e0";
 const TOKEN_SECRET: &str = "0123456789abcdef";
+const NODE_NAME: &str = "kf-e2e-node";
 const DEFAULT_NODE_TOKEN: &str = "system:bootstrappers:kubeadm:default-node-token";
 
 fn kubeadm_config() -> String {
@@ -37,7 +38,7 @@ localAPIEndpoint:
   advertiseAddress: 127.0.0.1
   bindPort: 6443
 nodeRegistration:
-  name: kf-e2e-node
+  name: {NODE_NAME}
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
@@ -349,6 +350,7 @@ async fn check_api_phases(
     );
 
     check_addons(&admin).await?;
+    check_mark_control_plane(root, config, &admin).await?;
 
     // The real kubeadm lists our token.
     let list = Command::new(bin.join("kubeadm"))
@@ -514,6 +516,66 @@ async fn check_addons(admin: &Client) -> Result<()> {
     assert_eq!(
         subjects(binding.subjects.as_ref()),
         [format!("Group {DEFAULT_NODE_TOKEN}")]
+    );
+    Ok(())
+}
+
+/// mark-control-plane waits for its Node, which the test registers (there is no kubelet) with
+/// kubelet.conf's credentials, proving that identity under NodeRestriction; the node's own
+/// taint (one no controller manages) is kept next to kubeadm's.
+async fn check_mark_control_plane(root: &Path, config: &Path, admin: &Client) -> Result<()> {
+    let phase = Command::new(env!("CARGO_BIN_EXE_kubeforge"))
+        .arg("--root")
+        .arg(root)
+        .args(["init", "phase", "mark-control-plane", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kubelet = Kubeconfig::read_from(root.join("etc/kubernetes/kubelet.conf"))?;
+    let kubelet = Client::try_from(
+        Config::from_custom_kubeconfig(kubelet, &KubeConfigOptions::default()).await?,
+    )?;
+    let node: Node = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": NODE_NAME},
+        "spec": {"taints": [{"key": "example.com/dedicated", "value": "e2e", "effect": "NoExecute"}]},
+    }))?;
+    Api::<Node>::all(kubelet)
+        .create(&PostParams::default(), &node)
+        .await
+        .context("registering the Node with kubelet.conf")?;
+    let output = phase.wait_with_output()?;
+    ensure!(
+        output.status.success(),
+        "mark-control-plane: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let node = Api::<Node>::all(admin.clone()).get(NODE_NAME).await?;
+    let labels = node.metadata.labels.unwrap_or_default();
+    for label in [
+        "node-role.kubernetes.io/control-plane",
+        "node.kubernetes.io/exclude-from-external-load-balancers",
+    ] {
+        assert_eq!(labels.get(label).map(String::as_str), Some(""), "{label}");
+    }
+    let taints: Vec<String> = node
+        .spec
+        .unwrap_or_default()
+        .taints
+        .unwrap_or_default()
+        .iter()
+        // The node lifecycle controller adds and removes its own (not-ready, unreachable).
+        .filter(|t: &&Taint| !t.key.starts_with("node.kubernetes.io/"))
+        .map(|t| format!("{}:{}", t.key, t.effect))
+        .collect();
+    assert_eq!(
+        taints,
+        [
+            "node-role.kubernetes.io/control-plane:NoSchedule",
+            "example.com/dedicated:NoExecute"
+        ]
     );
     Ok(())
 }

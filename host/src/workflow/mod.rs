@@ -92,9 +92,7 @@ pub const INIT_PHASES: &[Slot] = &[
     Slot {
         name: "mark-control-plane",
         description: "Mark a node as a control-plane",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
+        filling: Filling::Component("mark-control-plane"),
     },
     Slot {
         name: "bootstrap-token",

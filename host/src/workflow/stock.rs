@@ -116,6 +116,11 @@ pub fn grant(name: &str) -> Grant {
             ],
             ..Grant::default()
         },
+        // Waits for its Node, then applies the labels and the merged taints.
+        "mark-control-plane" => Grant {
+            kube: vec![KubeRule::new(&["get", "apply"], &["nodes"], &[])],
+            ..Grant::default()
+        },
         _ => Grant::default(),
     }
 }
