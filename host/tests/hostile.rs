@@ -742,6 +742,33 @@ fn a_path_under_one_root_does_not_reach_a_root_nested_in_it() {
     scene.assert_next_phase_runs();
 }
 
+#[test]
+fn endless_key_generation_is_held_to_the_deadline_without_a_thread_per_key() {
+    let mut scene = Scene::new();
+    let component = hostile("key-bomb", Grant::default());
+    let before = scene.snapshot();
+    let started = Instant::now();
+    let error = scene.attack("key-bomb", &component, None);
+    let took = started.elapsed();
+    assert!(
+        error.contains("phase key-bomb was stopped")
+            && error.contains("exceeded its deadline of 2s"),
+        "{error}"
+    );
+    // Past the deadline by at most the key being generated when it passed.
+    assert!(took < Duration::from_secs(30), "stopping took {took:?}");
+    // Each `generate` used to start a thread: tens of thousands within the deadline.
+    let threads: usize = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(threads < 300, "the test process has {threads} threads");
+    scene.assert_unchanged(&before);
+    scene.assert_next_phase_runs();
+}
+
 /// Run in a child process by [`giant_log_spam_is_cut_and_the_run_finishes`], whose output it
 /// measures.
 #[test]

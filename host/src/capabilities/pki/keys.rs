@@ -1,6 +1,7 @@
 //! Private keys held by the host. A guest sees only a handle; generation runs on background
 //! threads so a phase that asks for several keys gets them in parallel.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -14,6 +15,11 @@ use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SH
 
 use crate::runtime::bindings::kubeforge::phase::pki::KeyAlgorithm;
 
+/// Key generations running on background threads, in the whole process.
+static BACKGROUND: AtomicUsize = AtomicUsize::new(0);
+/// More than kubeadm's PKI needs at once (a dozen keys), few enough to bound a hostile phase.
+const MAX_BACKGROUND: usize = 16;
+
 /// A key that is being generated or is ready.
 pub struct KeyHandle {
     state: Mutex<KeyState>,
@@ -26,12 +32,37 @@ enum KeyState {
 }
 
 impl KeyHandle {
-    /// Start generating a key on a background thread.
+    /// Start generating a key on a background thread. At most [`MAX_BACKGROUND`] run at once in
+    /// the process; beyond that the key is generated on the calling thread, so a phase asking
+    /// for keys without end is held to its deadline instead of spawning threads without bound.
     pub fn generate(algorithm: KeyAlgorithm) -> Self {
-        let worker =
-            std::thread::spawn(move || generate_key(algorithm).map_err(|e| format!("{e:#}")));
-        Self {
-            state: Mutex::new(KeyState::Generating(worker)),
+        let generate_here = || {
+            Mutex::new(match generate_key(algorithm) {
+                Ok(key) => KeyState::Ready(Arc::new(key)),
+                Err(e) => KeyState::Failed(format!("{e:#}")),
+            })
+        };
+        if BACKGROUND.fetch_add(1, Ordering::SeqCst) >= MAX_BACKGROUND {
+            BACKGROUND.fetch_sub(1, Ordering::SeqCst);
+            return Self {
+                state: generate_here(),
+            };
+        }
+        let worker = std::thread::Builder::new().spawn(move || {
+            let key = generate_key(algorithm).map_err(|e| format!("{e:#}"));
+            BACKGROUND.fetch_sub(1, Ordering::SeqCst);
+            key
+        });
+        match worker {
+            Ok(worker) => Self {
+                state: Mutex::new(KeyState::Generating(worker)),
+            },
+            Err(_) => {
+                BACKGROUND.fetch_sub(1, Ordering::SeqCst);
+                Self {
+                    state: generate_here(),
+                }
+            }
         }
     }
 
