@@ -41,7 +41,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run this command in order to set up the Kubernetes control plane.
-    Init(init::InitCommand),
+    Init(Box<init::InitCommand>),
     /// Inspect phase components and what fills each slot.
     Component(component::ComponentCommand),
     /// Manage configuration for a kubeadm-compatible cluster.
@@ -56,7 +56,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let cache_dir = cli.cache_dir.clone().or_else(default_cache_dir);
     let result = match cli.command {
-        Command::Init(command) => init::run(command, cli.root, cache_dir, cli.journal),
+        Command::Init(command) => init::run(*command, cli.root, cache_dir, cli.journal),
         Command::Component(command) => component::run(command, cache_dir),
         Command::Config(command) => config::run(command),
         Command::Version(command) => version::run(command),

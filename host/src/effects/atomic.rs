@@ -64,6 +64,10 @@ pub fn write_files(files: &[FileWrite]) -> Result<()> {
 }
 
 fn stage_all(files: &[FileWrite], temps: &mut Vec<PathBuf>) -> Result<()> {
+    let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.path.parent()).collect();
+    for dir in dirs {
+        remove_stale_temporaries(dir);
+    }
     for file in files {
         let dir = file
             .path
@@ -76,17 +80,47 @@ fn stage_all(files: &[FileWrite], temps: &mut Vec<PathBuf>) -> Result<()> {
             .path
             .file_name()
             .with_context(|| format!("{} has no file name", file.path.display()))?;
-        let temp = dir.join(format!(
-            ".{}.kubeforge-{}-{:08x}.tmp",
-            name.to_string_lossy(),
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        let temp = dir.join(temporary_name(&name.to_string_lossy()));
         stage(&temp, &file.contents, file.mode)
             .with_context(|| format!("writing {}", file.path.display()))?;
         temps.push(temp);
     }
     Ok(())
+}
+
+/// The name of the temporary file for `name`, written by this process.
+fn temporary_name(name: &str) -> String {
+    format!(
+        ".{name}.{TEMPORARY_MARK}{}-{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+const TEMPORARY_MARK: &str = "kubeforge-";
+
+/// Remove temporary files that a killed kubeforge left in `dir`: those whose writer process is
+/// gone. A live writer's files are left alone.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let writer = name
+            .strip_suffix(".tmp")
+            .filter(|_| name.starts_with('.'))
+            .and_then(|rest| rest.rsplit_once(TEMPORARY_MARK))
+            .and_then(|(_, id)| id.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = writer
+            && pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn stage(temp: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
@@ -142,6 +176,22 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files remain");
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process can have a pid above 2^22 (the largest pid_max); ours is alive.
+        let stale = dir.path().join(".ca.crt.kubeforge-4194305-0000abcd.tmp");
+        let live = dir.path().join(format!(
+            ".ca.key.kubeforge-{}-0000abcd.tmp",
+            std::process::id()
+        ));
+        fs::write(&stale, b"").unwrap();
+        fs::write(&live, b"").unwrap();
+        write_file(&dir.path().join("ca.crt"), b"x", 0o644).unwrap();
+        assert!(!stale.exists());
+        assert!(live.exists());
     }
 
     #[test]

@@ -49,7 +49,7 @@ struct Record<'a> {
 /// An append-only JSON-lines file.
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Option<File>>,
 }
 
 /// One journal entry, as the capabilities describe it.
@@ -63,24 +63,28 @@ pub struct Entry<'a> {
 }
 
 impl Journal {
-    /// Open (create) the journal at `path` for appending.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// A journal at `path`, created on the first entry, so a command refused before it does
+    /// anything leaves nothing behind.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: Mutex::new(None),
+        }
+    }
+
+    fn open(&self) -> Result<File> {
         // The journal's directory (kubeadm's /etc/kubernetes/tmp) is private; its parents are not.
-        if let Some(dir) = path.parent().filter(|dir| !dir.exists()) {
+        if let Some(dir) = self.path.parent().filter(|dir| !dir.exists()) {
             if let Some(parent) = dir.parent() {
                 atomic::create_dir_all(parent, 0o755)?;
             }
             atomic::create_dir_all(dir, 0o700)?;
         }
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
-            .with_context(|| format!("opening the journal {}", path.display()))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file: Mutex::new(file),
-        })
+            .open(&self.path)
+            .with_context(|| format!("opening the journal {}", self.path.display()))
     }
 
     pub fn path(&self) -> &Path {
@@ -106,6 +110,18 @@ impl Journal {
         let mut line = serde_json::to_string(&record).expect("journal records serialise");
         line.push('\n');
         let mut file = self.file.lock().expect("journal lock");
+        if file.is_none() {
+            match self.open() {
+                Ok(opened) => *file = Some(opened),
+                Err(e) => {
+                    tracing::warn!("could not open the journal: {e:#}");
+                    return;
+                }
+            }
+        }
+        let Some(file) = file.as_mut() else {
+            return;
+        };
         if let Err(e) = file.write_all(line.as_bytes()) {
             tracing::warn!(journal = %self.path.display(), "could not append to the journal: {e}");
         }
@@ -120,7 +136,7 @@ mod tests {
     fn appends_one_json_line_per_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tmp/journal.jsonl");
-        let journal = Journal::open(&path).unwrap();
+        let journal = Journal::new(&path);
         let origin = Origin {
             phase: "certs".into(),
             component: "sha256:ab".into(),

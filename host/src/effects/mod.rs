@@ -200,13 +200,12 @@ impl Effects {
     pub fn remove(&self, origin: &Origin, path: &Path) -> Result<bool> {
         let existed = self.read(path)?.is_some();
         match &self.plan {
-            Some(plan) => {
-                if existed {
-                    plan.lock()
-                        .expect("plan lock")
-                        .record_removal(&origin.phase, path.to_path_buf());
-                }
+            Some(plan) if existed => {
+                plan.lock()
+                    .expect("plan lock")
+                    .record_removal(&origin.phase, path.to_path_buf());
             }
+            Some(_) => {}
             None if existed => self.journaled(origin, "remove", path, || {
                 // What was written before must land before this removal.
                 self.commit()?;

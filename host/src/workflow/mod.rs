@@ -114,9 +114,7 @@ pub const INIT_PHASES: &[Slot] = &[
     Slot {
         name: "show-join-command",
         description: "Show the join command for control-plane and worker node",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
+        filling: Filling::Component("show-join-command"),
     },
 ];
 
@@ -205,7 +203,7 @@ impl Runner {
                         .root
                         .join("etc/kubernetes/tmp/kubeforge-journal.jsonl")
                 });
-                Effects::apply(Some(Journal::open(&path)?))
+                Effects::apply(Some(Journal::new(&path)))
             },
             node_root: options.root,
             started: SystemTime::now(),

@@ -413,6 +413,8 @@ pub struct Expect {
     pub leaf_validity: i64,
     pub ca_validity: i64,
     pub algorithm: Algorithm,
+    /// The names of `apiServer.extraArgs`, in the config's order.
+    pub apiserver_extra_args: Vec<&'static str>,
 }
 
 const HOUR: i64 = 3600;
@@ -434,6 +436,7 @@ impl Expect {
             leaf_validity: 8760 * HOUR,
             ca_validity: 87600 * HOUR,
             algorithm: Algorithm::Rsa2048,
+            apiserver_extra_args: vec![],
         }
     }
 
@@ -464,6 +467,7 @@ impl Expect {
             leaf_validity: 48 * HOUR,
             ca_validity: 720 * HOUR,
             algorithm: Algorithm::Rsa2048,
+            apiserver_extra_args: vec!["authorization-mode", "audit-log-path"],
         }
     }
 
@@ -1207,16 +1211,23 @@ impl Manifest {
         assert_eq!(mount_names, names, "{name}: one mount per volume");
     }
 
-    /// kubeadm's `ArgumentsToCommand` sorts the defaults and the extraArgs together by name,
-    /// then value.
-    pub fn assert_flags_sorted(&self) {
+    /// kubeadm's `ArgumentsToCommand` (v1.35.4) sorts its own flags by name, drops those the
+    /// user overrides, and appends the user's extraArgs in the user's order.
+    pub fn assert_flag_order(&self, extra_args: &[&str]) {
         let name = &self.name;
         let flags = self.flags();
-        let mut sorted = flags.clone();
+        let (defaults, extras) = flags.split_at(flags.len() - extra_args.len());
+        let mut sorted = defaults.to_vec();
         sorted.sort();
         assert_eq!(
-            flags, sorted,
-            "{name}: flags sorted by name then value, as kubeadm writes them"
+            defaults,
+            sorted.as_slice(),
+            "{name}: kubeadm's own flags sorted by name then value"
+        );
+        let extra_names: Vec<&str> = extras.iter().map(|(flag, _)| flag.as_str()).collect();
+        assert_eq!(
+            extra_names, extra_args,
+            "{name}: the user's extraArgs last, in the config's order"
         );
     }
 }
