@@ -372,6 +372,8 @@ async fn check_api_phases(
         "kubeadm token list: {line}"
     );
 
+    check_join_command(root, config, bin)?;
+
     // The token authenticates as system:bootstrap:<id> with its groups ...
     let (user, groups) = whoami(token_client(root)?).await?;
     assert_eq!(user, format!("system:bootstrap:{TOKEN_ID}"));
@@ -576,6 +578,43 @@ async fn check_mark_control_plane(root: &Path, config: &Path, admin: &Client) ->
             "node-role.kubernetes.io/control-plane:NoSchedule",
             "example.com/dedicated:NoExecute"
         ]
+    );
+    Ok(())
+}
+
+/// show-join-command prints the worker join command as the real kubeadm does: `kubeadm token
+/// create --print-join-command` prints the same template for its own token with the line
+/// continuations (`\\`, newline, tab) removed.
+fn check_join_command(root: &Path, config: &Path, bin: &Path) -> Result<()> {
+    let ours = kubeforge(root, config, &["show-join-command"])?;
+    let created = Command::new(bin.join("kubeadm"))
+        .args(["token", "create", "--print-join-command", "--kubeconfig"])
+        .arg(root.join("etc/kubernetes/admin.conf"))
+        .output()?;
+    let theirs = String::from_utf8(created.stdout)?;
+    ensure!(
+        created.status.success(),
+        "kubeadm token create: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let their_token = theirs
+        .split_whitespace()
+        .skip_while(|w| *w != "--token")
+        .nth(1)
+        .context("no token in kubeadm's join command")?;
+    let expected = theirs.replace(their_token, &format!("{TOKEN_ID}.{TOKEN_SECRET}"));
+    let worker = ours
+        .split("on each as root:\n\n")
+        .nth(1)
+        .with_context(|| format!("no worker join command in:\n{ours}"))?;
+    let worker = worker.replace("\\\n", "").replace('\t', "");
+    ensure!(
+        worker.trim_end_matches('\n') == expected.trim_end_matches('\n'),
+        "ours:\n{worker}\nkubeadm's:\n{theirs}"
+    );
+    ensure!(
+        ours.starts_with("Your Kubernetes control-plane has initialized successfully!\n"),
+        "{ours}"
     );
     Ok(())
 }

@@ -121,6 +121,11 @@ pub fn grant(name: &str) -> Grant {
             kube: vec![KubeRule::new(&["get", "apply"], &["nodes"], &[])],
             ..Grant::default()
         },
+        // Reads admin.conf (server and CA) for the join command.
+        "show-join-command" => Grant {
+            fs: fs(&[("kubeconfig", Access::Read)]),
+            ..Grant::default()
+        },
         _ => Grant::default(),
     }
 }
