@@ -769,6 +769,24 @@ fn endless_key_generation_is_held_to_the_deadline_without_a_thread_per_key() {
     scene.assert_next_phase_runs();
 }
 
+#[test]
+fn a_describe_that_never_returns_is_held_to_the_run_deadline() {
+    let mut scene = Scene::new();
+    let component = hostile("slow-describe", Grant::default());
+    let before = scene.snapshot();
+    let started = Instant::now();
+    let error = scene.attack("slow-describe", &component, None);
+    let took = started.elapsed();
+    assert!(
+        error.contains("the slow-describe phase exceeded its deadline of 2s")
+            || error.contains("the slow-describe phase did not describe itself within 2s"),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    scene.assert_unchanged(&before);
+    scene.assert_next_phase_runs();
+}
+
 /// Run in a child process by [`giant_log_spam_is_cut_and_the_run_finishes`], whose output it
 /// measures.
 #[test]

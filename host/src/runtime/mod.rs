@@ -124,9 +124,19 @@ impl Runtime {
         })
     }
 
-    /// The phase's description of itself, run under the same limits as a run, with no grant.
+    /// The phase's description of itself, under the default limits, with no grant.
     pub async fn describe(&self, phase: &LoadedPhase, host: Arc<HostContext>) -> Result<PhaseInfo> {
-        let limits = Limits::default();
+        self.describe_within(phase, host, Limits::default()).await
+    }
+
+    /// The phase's description of itself, under `limits` (those of the run it precedes), with
+    /// no grant.
+    pub async fn describe_within(
+        &self,
+        phase: &LoadedPhase,
+        host: Arc<HostContext>,
+        limits: Limits,
+    ) -> Result<PhaseInfo> {
         let mut store = self.store(
             PhaseState::new(
                 Origin {

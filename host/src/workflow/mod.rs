@@ -226,14 +226,19 @@ impl Runner {
         })
     }
 
-    /// Load a component and refuse it if it asks for more than its grant.
+    /// Load a component and refuse it if it asks for more than its grant; its `describe()` runs
+    /// under the run's `limits`.
     async fn load(
         &self,
         slot_name: &str,
         component: &GrantedComponent,
+        limits: Limits,
     ) -> Result<(LoadedPhase, Vec<String>)> {
         let loaded = self.runtime.load(&component.name, &component.wasm)?;
-        let info = self.runtime.describe(&loaded, self.host.clone()).await?;
+        let info = self
+            .runtime
+            .describe_within(&loaded, self.host.clone(), limits)
+            .await?;
         let missing = component.grant.missing(&info.requests);
         if !missing.is_empty() {
             bail!(
@@ -276,7 +281,7 @@ impl Runner {
         skip: &[String],
         limits: Limits,
     ) -> Result<()> {
-        let (loaded, sub_phases) = self.load(slot_name, component).await?;
+        let (loaded, sub_phases) = self.load(slot_name, component, limits).await?;
         let selected: Vec<Option<&str>> = match sub_phase {
             Some("all") | None => {
                 let skipped: Vec<&str> = sub_phases
