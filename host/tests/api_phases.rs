@@ -74,7 +74,12 @@ fn kubeforge(root: &Path, config: &Path, phase: &[&str]) -> Result<String> {
 }
 
 async fn admin_client(root: &Path) -> Result<Client> {
-    let kubeconfig = Kubeconfig::read_from(root.join("etc/kubernetes/admin.conf"))?;
+    client_for(root, "admin.conf").await
+}
+
+/// A client with the credentials of the kubeconfig `file` in ROOT/etc/kubernetes.
+async fn client_for(root: &Path, file: &str) -> Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(root.join("etc/kubernetes").join(file))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
 }
@@ -180,6 +185,7 @@ async fn check_api_phases(
     stand_in: &StandIn,
 ) -> Result<()> {
     stand_in.wait_ready("kube-apiserver", Duration::from_secs(180))?;
+    check_dry_run(root, config).await?;
     kubeforge(root, config, &["upload-config", "all"])?;
     let out = kubeforge(root, config, &["bootstrap-token"])?;
     let addons = kubeforge(root, config, &["addon", "all"])?;
@@ -615,6 +621,52 @@ fn check_join_command(root: &Path, config: &Path, bin: &Path) -> Result<()> {
     ensure!(
         ours.starts_with("Your Kubernetes control-plane has initialized successfully!\n"),
         "{ours}"
+    );
+    Ok(())
+}
+
+/// A dry run against the live cluster plans every object as YAML (Secret values withheld) and
+/// sends nothing, not even the kubeadm:cluster-admins binding a real run creates first.
+async fn check_dry_run(root: &Path, config: &Path) -> Result<()> {
+    let plan = kubeforge(root, config, &["bootstrap-token", "--dry-run"])?;
+    for line in [
+        format!("[dryrun] [bootstrap-token] Would perform action APPLY on Secret kube-system/bootstrap-token-{TOKEN_ID}\n"),
+        "[dryrun] [bootstrap-token] Would perform action APPLY on ClusterRoleBinding kubeadm:kubelet-bootstrap\n".into(),
+        "[dryrun] [bootstrap-token] Would perform action APPLY on ConfigMap kube-public/cluster-info\n".into(),
+        "      token-secret: (withheld)\n".into(),
+        "[dryrun] [bootstrap-token] Would perform action APPLY on ClusterRoleBinding kubeadm:cluster-admins\n".into(),
+    ] {
+        ensure!(plan.contains(&line), "{line:?} not in the plan:\n{plan}");
+    }
+    let plan = kubeforge(root, config, &["addon", "all", "--dry-run"])?;
+    ensure!(
+        plan.contains(
+            "[dryrun] [addon] Would perform action APPLY on Service kube-system/kube-dns\n"
+        ),
+        "{plan}"
+    );
+    // admin.conf may read nothing before the first real run binds kubeadm:cluster-admins.
+    let admin = client_for(root, "super-admin.conf").await?;
+    ensure!(
+        Api::<Secret>::namespaced(admin.clone(), "kube-system")
+            .get_opt(&format!("bootstrap-token-{TOKEN_ID}"))
+            .await?
+            .is_none(),
+        "a dry run created the token Secret"
+    );
+    ensure!(
+        Api::<Service>::namespaced(admin.clone(), "kube-system")
+            .get_opt("kube-dns")
+            .await?
+            .is_none(),
+        "a dry run created the kube-dns Service"
+    );
+    ensure!(
+        Api::<ClusterRoleBinding>::all(admin)
+            .get_opt("kubeadm:cluster-admins")
+            .await?
+            .is_none(),
+        "a dry run created the kubeadm:cluster-admins binding"
     );
     Ok(())
 }

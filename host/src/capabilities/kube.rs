@@ -161,23 +161,52 @@ impl KubeAccess {
         }
     }
 
-    async fn connection(&self, host: &HostContext) -> Result<&Connection, String> {
+    async fn connection(&self, host: &HostContext, phase: &str) -> Result<&Connection, String> {
         self.connection
             .get_or_try_init(|| async {
                 let client = client_from(host, "admin.conf").await?;
                 if host.effects.is_dry_run() {
-                    return Ok(
-                        match tokio::time::timeout(DRY_RUN_PROBE, client.apiserver_version()).await
-                        {
-                            Ok(Ok(_)) => Connection::Live(client),
-                            _ => Connection::Unreachable,
-                        },
-                    );
+                    return Ok(self.dry_run_connection(host, phase, client).await);
                 }
                 self.ensure_cluster_admins(host, &client).await?;
                 Ok(Connection::Live(client))
             })
             .await
+    }
+
+    /// A dry run reads the cluster if it answers. Before the `kubeadm:cluster-admins` binding
+    /// exists admin.conf may read nothing, so the dry run plans the binding and reads with
+    /// super-admin.conf, as the real run will after creating it.
+    async fn dry_run_connection(
+        &self,
+        host: &HostContext,
+        phase: &str,
+        admin: Client,
+    ) -> Connection {
+        let probe = |client: Client| async move {
+            let bindings = Api::<ClusterRoleBinding>::all(client);
+            match tokio::time::timeout(DRY_RUN_PROBE, bindings.get_opt(CLUSTER_ADMINS)).await {
+                Ok(Ok(_)) => Some(true),
+                Ok(Err(e)) if status(&e) == Some(403) => Some(false),
+                _ => None,
+            }
+        };
+        match probe(admin.clone()).await {
+            Some(true) => Connection::Live(admin),
+            Some(false) => match client_from(host, "super-admin.conf").await {
+                Ok(super_admin) if probe(super_admin.clone()).await == Some(true) => {
+                    host.effects.plan_api_object(
+                        phase,
+                        "apply",
+                        &target("ClusterRoleBinding", None, CLUSTER_ADMINS),
+                        None,
+                    );
+                    Connection::Live(super_admin)
+                }
+                _ => Connection::Unreachable,
+            },
+            None => Connection::Unreachable,
+        }
     }
 
     /// kubeadm's EnsureAdminClusterRoleBinding: admin.conf's group `kubeadm:cluster-admins` is
@@ -463,13 +492,14 @@ impl PhaseState {
 /// The kind of `gvk` (connecting first), checked against the namespace the call names.
 async fn resolve(
     host: &HostContext,
+    phase: &str,
     verb: &str,
     gvk: &GroupVersionKind,
     namespace: Option<&str>,
     what: &str,
 ) -> Result<Kind, PhaseError> {
     let failed = |why: String| PhaseError::Failed(format!("kube {verb} {what}: {why}"));
-    let connection = host.kube.connection(host).await.map_err(failed)?;
+    let connection = host.kube.connection(host, phase).await.map_err(failed)?;
     let kind = host
         .kube
         .kind(connection, gvk, namespace.is_some())
@@ -548,7 +578,16 @@ impl Host for PhaseState {
         if let Err(e) = self.authorize_early("apply", namespace.as_deref(), &what) {
             return Ok(Err(e));
         }
-        let kind = match resolve(&host, "apply", &gvk, namespace.as_deref(), &what).await {
+        let kind = match resolve(
+            &host,
+            &self.origin.phase,
+            "apply",
+            &gvk,
+            namespace.as_deref(),
+            &what,
+        )
+        .await
+        {
             Ok(kind) => kind,
             Err(e) => return Ok(Err(e)),
         };
@@ -601,7 +640,7 @@ impl Host for PhaseState {
         if let Err(e) = self.authorize_early("get", namespace, &what) {
             return Ok(Err(e));
         }
-        let kind = match resolve(&host, "get", &gvk, namespace, &what).await {
+        let kind = match resolve(&host, &self.origin.phase, "get", &gvk, namespace, &what).await {
             Ok(kind) => kind,
             Err(e) => return Ok(Err(e)),
         };
@@ -637,7 +676,8 @@ impl Host for PhaseState {
         if let Err(e) = self.authorize_early("delete", namespace, &what) {
             return Ok(Err(e));
         }
-        let kind = match resolve(&host, "delete", &gvk, namespace, &what).await {
+        let kind = match resolve(&host, &self.origin.phase, "delete", &gvk, namespace, &what).await
+        {
             Ok(kind) => kind,
             Err(e) => return Ok(Err(e)),
         };
