@@ -787,6 +787,23 @@ fn a_describe_that_never_returns_is_held_to_the_run_deadline() {
     scene.assert_next_phase_runs();
 }
 
+#[test]
+fn a_ca_is_never_overwritten_or_removed_through_a_writable_root() {
+    let mut scene = Scene::new();
+    scene.stock("certs", Some("ca"));
+    scene.stock("certs", Some("etcd-ca"));
+    let component = hostile("ca-clobber", fs_grant(&[("pki", Access::ReadWrite)]));
+    let before = scene.snapshot();
+    let error = scene.attack("ca-clobber", &component, None);
+    assert!(
+        error.starts_with("phase ca-clobber: ")
+            && error.contains("pki/ca.crt is a CA certificate; kubeforge never overwrites a CA"),
+        "{error}"
+    );
+    scene.assert_unchanged(&before);
+    scene.assert_next_phase_runs();
+}
+
 /// Run in a child process by [`giant_log_spam_is_cut_and_the_run_finishes`], whose output it
 /// measures.
 #[test]

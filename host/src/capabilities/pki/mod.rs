@@ -372,6 +372,7 @@ impl Host for PhaseState {
     ) -> wasmtime::Result<Result<(), PhaseError>> {
         let key = try_phase!(self.key_of(&key)?);
         let file = try_phase!(self.resolve(&root, &path, Access::ReadWrite));
+        try_phase!(refuse_clobbering(&self.host.effects, &file));
         let key_pem = try_phase!(keys::to_pem(&key).map_err(failed));
         let text = try_phase!(kubeconfig::render(&spec, &key_pem).map_err(failed));
         let summary = format!(
