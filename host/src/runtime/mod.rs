@@ -6,7 +6,7 @@ mod cache;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use sha2::{Digest, Sha256};
@@ -105,6 +105,7 @@ impl Runtime {
 
     /// Compile (or take from the cache) and link a component.
     pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedPhase> {
+        let started = Instant::now();
         let digest = digest(wasm);
         let component = self
             .cache
@@ -117,6 +118,12 @@ impl Runtime {
         let pre = PhaseComponentPre::new(pre).map_err(|e| {
             anyhow!("the {name} component does not export kubeforge:phase/phase: {e:#}")
         })?;
+        // benches/run.sh reads these timings (KUBEFORGE_LOG=kubeforge::runtime=debug).
+        tracing::debug!(
+            phase = name,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "component loaded"
+        );
         Ok(LoadedPhase {
             name: name.to_string(),
             digest,
@@ -149,6 +156,7 @@ impl Runtime {
             ),
             limits,
         );
+        let started = Instant::now();
         let result = tokio::time::timeout(limits.deadline, async {
             let instance = phase.pre.instantiate_async(&mut store).await?;
             instance
@@ -157,6 +165,11 @@ impl Runtime {
                 .await
         })
         .await;
+        tracing::debug!(
+            phase = phase.name,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "component instantiated and described"
+        );
         match result {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(e)) => Err(explain_trap(&phase.name, e, limits)),
