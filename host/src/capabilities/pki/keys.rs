@@ -130,9 +130,9 @@ pub fn describe(key: &KeyPair) -> String {
 
 /// The key as PEM the way kubeadm writes it: PKCS#1 `RSA PRIVATE KEY` or SEC1 `EC PRIVATE KEY`.
 pub fn to_pem(key: &KeyPair) -> Result<String> {
-    let pkcs8 = key.serialized_der();
+    let der = key.serialized_der();
     let (label, der) = if let Some(curve) = ec_curve(key) {
-        let pair = EcdsaKeyPair::from_pkcs8(curve, pkcs8)
+        let pair = EcdsaKeyPair::from_private_key_der(curve, der)
             .map_err(|e| anyhow!("re-reading an EC key: {e}"))?;
         let sec1 = pair
             .private_key()
@@ -140,7 +140,7 @@ pub fn to_pem(key: &KeyPair) -> Result<String> {
             .map_err(|_| anyhow!("encoding an EC key as SEC1"))?;
         ("EC PRIVATE KEY", sec1.as_ref().to_vec())
     } else {
-        ("RSA PRIVATE KEY", pkcs1_from_pkcs8(pkcs8)?.to_vec())
+        ("RSA PRIVATE KEY", rsa_pkcs1(der)?.to_vec())
     };
     Ok(pem_encode(label, &der))
 }
@@ -190,12 +190,17 @@ fn der_element(input: &[u8]) -> Result<(u8, &[u8], &[u8])> {
     Ok((tag, &rest[..len], &rest[len..]))
 }
 
-/// PKCS#8 `PrivateKeyInfo { version, algorithm, privateKey OCTET STRING }` wraps the PKCS#1
-/// `RSAPrivateKey` in its last field.
-fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> Result<&[u8]> {
-    let (_, info, _) = der_element(pkcs8)?;
-    let (_, _version, rest) = der_element(info)?;
-    let (_, _algorithm, rest) = der_element(rest)?;
+/// The PKCS#1 `RSAPrivateKey` of an RSA key held as PKCS#8 (`PrivateKeyInfo { version,
+/// algorithm, privateKey OCTET STRING }`, what key generation yields) or already as PKCS#1
+/// (`RSAPrivateKey { version, modulus, … }`, what loading kubeadm's files yields).
+fn rsa_pkcs1(der: &[u8]) -> Result<&[u8]> {
+    let (_, fields, _) = der_element(der)?;
+    let (_, _version, rest) = der_element(fields)?;
+    let (tag, _, rest) = der_element(rest)?;
+    if tag == 0x02 {
+        // An INTEGER (the modulus) after the version: PKCS#1 already.
+        return Ok(der);
+    }
     let (tag, private_key, _) = der_element(rest)?;
     if tag != 0x04 {
         bail!("PKCS#8 private key is not an OCTET STRING");
@@ -205,7 +210,7 @@ fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> Result<&[u8]> {
 
 /// The RSA modulus size, read from the PKCS#1 structure.
 fn rsa_modulus_bits(key: &KeyPair) -> Option<usize> {
-    let pkcs1 = pkcs1_from_pkcs8(key.serialized_der()).ok()?;
+    let pkcs1 = rsa_pkcs1(key.serialized_der()).ok()?;
     let (_, fields, _) = der_element(pkcs1).ok()?;
     let (_, _version, rest) = der_element(fields).ok()?;
     let (_, modulus, _) = der_element(rest).ok()?;
@@ -245,6 +250,8 @@ mod tests {
             );
             let reloaded = KeyPair::from_pem(&pem).unwrap();
             assert_eq!(reloaded.public_key_raw(), key.public_key_raw());
+            // A key loaded from kubeadm's PEM forms is written back unchanged.
+            assert_eq!(to_pem(&reloaded).unwrap(), pem);
             assert_eq!(describe(&key), description);
         }
     }

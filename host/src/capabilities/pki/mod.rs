@@ -59,21 +59,27 @@ pub fn refuse_clobbering(effects: &Effects, path: &Path) -> Result<(), PhaseErro
             path.display()
         )));
     }
-    if path.extension().is_some_and(|e| e == "key") {
-        let certificate = path.with_extension("crt");
-        if effects
-            .read(&certificate)
-            .map_err(failed)?
-            .is_some_and(|c| is_ca_certificate(&c))
-        {
-            return Err(PhaseError::Conflict(format!(
-                "{} is the key of the CA {}; kubeforge never overwrites a CA",
-                path.display(),
-                certificate.display()
-            )));
-        }
+    if let Some(certificate) = ca_certificate_of_key(effects, path)? {
+        return Err(PhaseError::Conflict(format!(
+            "{} is the key of the CA {}; kubeforge never overwrites a CA",
+            path.display(),
+            certificate.display()
+        )));
     }
     Ok(())
+}
+
+/// The CA certificate beside `path` if `path` is that CA's key (`X.key` next to a CA `X.crt`).
+fn ca_certificate_of_key(effects: &Effects, path: &Path) -> Result<Option<PathBuf>, PhaseError> {
+    if path.extension().is_none_or(|e| e != "key") {
+        return Ok(None);
+    }
+    let certificate = path.with_extension("crt");
+    let is_ca = effects
+        .read(&certificate)
+        .map_err(failed)?
+        .is_some_and(|c| is_ca_certificate(&c));
+    Ok(is_ca.then_some(certificate))
 }
 
 impl PhaseState {
@@ -147,6 +153,14 @@ impl HostPrivateKey for PhaseState {
         path: String,
     ) -> wasmtime::Result<Result<Option<Resource<KeyHandle>>, PhaseError>> {
         let file = try_phase!(self.resolve(&root, &path, Access::Read));
+        // A CA key is reached only through `authority`, which the pki grant governs; as a
+        // plain handle it could be stored somewhere the CA's grant does not cover.
+        if try_phase!(ca_certificate_of_key(&self.host.effects, &file)).is_some() {
+            return Ok(Err(self.deny(
+                "pki",
+                format!("load {root}:{path} (a CA key: open the CA with pki.authority instead)"),
+            )));
+        }
         let Some(key) = try_phase!(self.read_key(&file)) else {
             return Ok(Ok(None));
         };
