@@ -15,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service, ServiceAccount, Taint};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, PostParams};
@@ -393,6 +394,7 @@ async fn check_api_phases(
             "groups {groups:?} lack {group}"
         );
     }
+    check_node_csr(root).await?;
     // ... and no longer once its Secret is gone.
     Api::<Secret>::namespaced(admin.clone(), "kube-system")
         .delete(
@@ -668,5 +670,62 @@ async fn check_dry_run(root: &Path, config: &Path) -> Result<()> {
             .is_none(),
         "a dry run created the kubeadm:cluster-admins binding"
     );
+    Ok(())
+}
+
+/// As the bootstrap token, a node client CSR for system:node:<name> is auto-approved (our
+/// kubeadm:node-autoapprove-bootstrap binding) and signed by kube-controller-manager, and the
+/// signed certificate authenticates as that node.
+async fn check_node_csr(root: &Path) -> Result<()> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("system:node:{NODE_NAME}"),
+    );
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    let request = params.serialize_request(&key)?.pem()?;
+    let csr: CertificateSigningRequest = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kf-e2e-node-client"},
+        "spec": {
+            "request": base64::engine::general_purpose::STANDARD.encode(request),
+            "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+            "usages": ["digital signature", "client auth"],
+        },
+    }))?;
+    let csrs = Api::<CertificateSigningRequest>::all(token_client(root)?);
+    csrs.create(&PostParams::default(), &csr)
+        .await
+        .context("creating the node CSR as the bootstrap token")?;
+    let certificate = eventually(
+        "the node CSR to be approved and signed",
+        Duration::from_secs(60),
+        || {
+            let csrs = csrs.clone();
+            async move {
+                let csr = csrs.get("kf-e2e-node-client").await?;
+                Ok(csr.status.and_then(|s| s.certificate).map(|c| c.0))
+            }
+        },
+    )
+    .await?;
+    let mut config = Config::new("https://127.0.0.1:6443".parse()?);
+    let ca = std::fs::read_to_string(root.join("etc/kubernetes/pki/ca.crt"))?;
+    let body: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    config.root_cert = Some(vec![
+        base64::engine::general_purpose::STANDARD.decode(body)?,
+    ]);
+    config.auth_info.client_certificate_data =
+        Some(base64::engine::general_purpose::STANDARD.encode(&certificate));
+    config.auth_info.client_key_data = Some(
+        base64::engine::general_purpose::STANDARD
+            .encode(key.serialize_pem())
+            .into(),
+    );
+    let (user, groups) = whoami(Client::try_from(config)?).await?;
+    assert_eq!(user, format!("system:node:{NODE_NAME}"));
+    ensure!(groups.iter().any(|g| g == "system:nodes"), "{groups:?}");
     Ok(())
 }
