@@ -729,3 +729,34 @@ async fn check_node_csr(root: &Path) -> Result<()> {
     ensure!(groups.iter().any(|g| g == "system:nodes"), "{groups:?}");
     Ok(())
 }
+
+/// Without a cluster to read, a dry run of the API phases still plans every object: reads find
+/// nothing, so cluster-info is planned too.
+#[test]
+fn dry_run_without_a_cluster_plans_every_object() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("root");
+    let config = dir.path().join("kubeadm.yaml");
+    // A port nothing listens on: the cluster is unreachable.
+    std::fs::write(
+        &config,
+        kubeadm_config().replace("bindPort: 6443", "bindPort: 1"),
+    )?;
+    kubeforge(&root, &config, &["certs", "all"])?;
+    kubeforge(&root, &config, &["kubeconfig", "all"])?;
+    let plan = kubeforge(&root, &config, &["bootstrap-token", "--dry-run"])?;
+    for line in [
+        format!("Would perform action APPLY on Secret kube-system/bootstrap-token-{TOKEN_ID}\n"),
+        "Would perform action APPLY on ConfigMap kube-public/cluster-info\n".into(),
+        "Would perform action APPLY on RoleBinding kube-public/kubeadm:bootstrap-signer-clusterinfo\n".into(),
+        "        server: https://127.0.0.1:1\n".into(),
+    ] {
+        ensure!(plan.contains(&line), "{line:?} not in the plan:\n{plan}");
+    }
+    let plan = kubeforge(&root, &config, &["upload-config", "all", "--dry-run"])?;
+    ensure!(
+        plan.contains("Would perform action APPLY on ConfigMap kube-system/kubelet-config\n"),
+        "{plan}"
+    );
+    Ok(())
+}
