@@ -760,3 +760,83 @@ fn dry_run_without_a_cluster_plans_every_object() -> Result<()> {
     );
     Ok(())
 }
+
+/// One `kubeforge init` with the stand-in already watching an empty root: the stand-in starts
+/// the control plane as its manifests appear, the API phases wait for it, and the test
+/// registers the Node (there is no kubelet) while mark-control-plane waits for it. The phases
+/// this build does not have yet are skipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_init_brings_up_a_control_plane_with_the_stand_in() -> Result<()> {
+    let bin = testenv_bin_dir()?;
+    let _ports = ControlPlaneLock::acquire_timeout(Duration::from_secs(900))?;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc/kubernetes/manifests"))?;
+    let config = dir.path().join("kubeadm.yaml");
+    std::fs::write(&config, kubeadm_config())?;
+    let stand_in = StandIn::start(&root, &bin)?;
+    let init = Command::new(env!("CARGO_BIN_EXE_kubeforge"))
+        .arg("--root")
+        .arg(&root)
+        .args(["init", "--config"])
+        .arg(&config)
+        .arg("--skip-phases=kubelet-start,wait-control-plane,upload-certs,kubelet-finalize")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let result = async {
+        // The Node appears once the API answers, as a kubelet would register it.
+        eventually("the API server", Duration::from_secs(180), || async {
+            Ok(stand_in
+                .probe("kube-apiserver")
+                .unwrap_or(false)
+                .then_some(()))
+        })
+        .await?;
+        eventually(
+            "kubelet.conf's identity to register the Node",
+            Duration::from_secs(60),
+            || {
+                let root = root.clone();
+                async move {
+                    let client = client_for(&root, "kubelet.conf").await?;
+                    let node: Node = serde_json::from_value(
+                        serde_json::json!({"metadata": {"name": NODE_NAME}}),
+                    )?;
+                    Ok(Api::<Node>::all(client)
+                        .create(&PostParams::default(), &node)
+                        .await
+                        .ok())
+                }
+            },
+        )
+        .await?;
+        let output = init.wait_with_output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        ensure!(output.status.success(), "kubeforge init: {text}");
+        ensure!(
+            text.contains("Your Kubernetes control-plane has initialized successfully!"),
+            "{text}"
+        );
+        let admin = admin_client(&root).await?;
+        check_addons(&admin).await?;
+        let node = Api::<Node>::all(admin.clone()).get(NODE_NAME).await?;
+        let labels = node.metadata.labels.unwrap_or_default();
+        ensure!(
+            labels.contains_key("node-role.kubernetes.io/control-plane"),
+            "{labels:?}"
+        );
+        Api::<ConfigMap>::namespaced(admin, "kube-public")
+            .get("cluster-info")
+            .await
+            .context("cluster-info")?;
+        Ok(())
+    }
+    .await;
+    stand_in.stop()?;
+    result
+}

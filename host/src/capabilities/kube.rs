@@ -169,6 +169,7 @@ impl KubeAccess {
                     return Ok(self.dry_run_connection(host, phase, client).await);
                 }
                 self.ensure_cluster_admins(host, &client).await?;
+                self.wait_authorized(&client).await?;
                 Ok(Connection::Live(client))
             })
             .await
@@ -206,6 +207,32 @@ impl KubeAccess {
                 _ => Connection::Unreachable,
             },
             None => Connection::Unreachable,
+        }
+    }
+
+    /// Wait until admin.conf's identity may act as a cluster admin: right after the API server
+    /// starts, its RBAC bootstrap (the `cluster-admin` ClusterRole) may still be missing, and
+    /// every call would be forbidden.
+    async fn wait_authorized(&self, admin: &Client) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + self.api_call_timeout;
+        let bindings = Api::<ClusterRoleBinding>::all(admin.clone());
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let last =
+                match tokio::time::timeout_at(deadline, bindings.get_opt(CLUSTER_ADMINS)).await {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(e)) if status(&e) == Some(403) || transient(&e) => describe(&e),
+                    Ok(Err(e)) => return Err(format!("admin.conf: {}", describe(&e))),
+                    Err(_) => "no answer".into(),
+                };
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(format!(
+                    "admin.conf's identity was not authorized as a cluster admin within timeouts.kubernetesAPICall ({:?}); last error: {last}",
+                    self.api_call_timeout
+                ));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
