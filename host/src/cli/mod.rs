@@ -72,7 +72,9 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // kube-client logs every failed connection attempt as an error; the kube capability
+        // retries those and reports the last one itself.
+        0 => "warn,kube_client=off",
         1 => "debug",
         _ => "trace",
     };
