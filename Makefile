@@ -6,10 +6,12 @@ CONFIG ?= examples/init.yaml
 # The init phases that need a kubelet or the API server; they land with the API-phase work.
 CLUSTER_PHASES := kubelet-start,wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,kubelet-finalize,addon,show-join-command
 
-.PHONY: help node test lint testenv bench clean-node
+.PHONY: help node cluster cluster-down test lint testenv bench clean-node
 
 help:
 	@echo "make node     write a control-plane node (PKI, kubeconfigs, static Pods) for $(CONFIG) under ROOT=$(ROOT)"
+	@echo "make cluster  a single-node control plane on this machine under CLUSTER_ROOT=$(CLUSTER_ROOT): kubeforge init, the testenv's real binaries, the kubelet stand-in"
+	@echo "make cluster-down  stop it and remove CLUSTER_ROOT"
 	@echo "make test     build the test control plane (tests/testenv) and run every test"
 	@echo "make lint     cargo fmt --check, clippy -D warnings (host and guests), gofmt, go vet"
 	@echo "make bench    run the benchmarks recorded in BENCHMARKS.md"
@@ -19,6 +21,31 @@ node:
 
 clean-node:
 	rm -rf $(ROOT)
+
+# `make cluster`: the kubelet stand-in (tests/harness) watches CLUSTER_ROOT's manifests and runs
+# them with the testenv's real binaries; `kubeforge init` writes them and then configures the
+# cluster through the API. Skipped: the phases that need a real kubelet (none registers a Node).
+CLUSTER_ROOT ?= /tmp/kubeforge-cluster
+STAND_IN_SKIPPED := kubelet-start,wait-control-plane,upload-certs,mark-control-plane,kubelet-finalize
+
+cluster:
+	@test ! -e $(CLUSTER_ROOT)/stand-in.pid || { echo "a cluster is already running under $(CLUSTER_ROOT): make cluster-down"; exit 1; }
+	cargo build -p kubeforge -p kubeforge-testenv
+	@echo "building (once) or locating the control-plane binaries: tests/testenv/build.sh"
+	tests/testenv/build.sh > /dev/null
+	mkdir -p $(CLUSTER_ROOT)/etc/kubernetes/manifests
+	KUBEFORGE_TESTENV_BIN=$$(tests/testenv/build.sh 2>/dev/null) setsid target/debug/kubeforge-testenv run --root $(CLUSTER_ROOT) > $(CLUSTER_ROOT)/stand-in.log 2>&1 & echo $$! > $(CLUSTER_ROOT)/stand-in.pid
+	target/debug/kubeforge --root $(CLUSTER_ROOT) init --config $(CONFIG) --skip-phases $(STAND_IN_SKIPPED)
+	@echo
+	@echo "The control plane is up. Point kubectl at it:"
+	@echo "  export KUBECONFIG=$(CLUSTER_ROOT)/etc/kubernetes/admin.conf"
+	@echo "Stop it and remove everything with: make cluster-down"
+
+cluster-down:
+	@if test -e $(CLUSTER_ROOT)/stand-in.pid; then \
+		pid=$$(cat $(CLUSTER_ROOT)/stand-in.pid); kill -TERM $$pid 2>/dev/null; \
+		while kill -0 $$pid 2>/dev/null; do sleep 0.2; done; fi
+	rm -rf $(CLUSTER_ROOT)
 
 testenv:
 	tests/testenv/build.sh
