@@ -761,6 +761,45 @@ fn dry_run_without_a_cluster_plans_every_object() -> Result<()> {
     Ok(())
 }
 
+/// A whole `init --dry-run` on an empty root plans the files and then the API objects from the
+/// planned admin.conf, honours `--skip-phases addon/coredns`, and writes nothing.
+#[test]
+fn whole_init_dry_run_plans_the_api_phases_and_honours_skipped_addons() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("root");
+    let config = dir.path().join("kubeadm.yaml");
+    std::fs::write(
+        &config,
+        kubeadm_config().replace("bindPort: 6443", "bindPort: 1"),
+    )?;
+    let output = Command::new(env!("CARGO_BIN_EXE_kubeforge"))
+        .arg("--root")
+        .arg(&root)
+        .args(["init", "--dry-run", "--config"])
+        .arg(&config)
+        .arg("--skip-phases=kubelet-start,wait-control-plane,upload-certs,mark-control-plane,kubelet-finalize,addon/coredns")
+        .output()?;
+    let plan = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "Would perform action APPLY on ConfigMap kube-system/kubeadm-config\n",
+        "Would perform action APPLY on ConfigMap kube-public/cluster-info\n",
+        "Would perform action APPLY on DaemonSet kube-system/kube-proxy\n",
+    ] {
+        ensure!(plan.contains(line), "{line:?} not in the plan:\n{plan}");
+    }
+    ensure!(
+        !plan.contains("coredns"),
+        "addon/coredns was skipped:\n{plan}"
+    );
+    ensure!(!root.exists(), "a dry run wrote {}", root.display());
+    Ok(())
+}
+
 /// One `kubeforge init` with the stand-in already watching an empty root: the stand-in starts
 /// the control plane as its manifests appear, the API phases wait for it, and the test
 /// registers the Node (there is no kubelet) while mark-control-plane waits for it. The phases
