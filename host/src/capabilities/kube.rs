@@ -92,6 +92,13 @@ impl Grant {
                 rule.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
             };
             for verb in &rule.verbs {
+                if verb != "*" && !VERBS.contains(&verb.as_str()) {
+                    missing.push(format!(
+                        "kube: unknown verb {verb:?} (the verbs are {})",
+                        VERBS.join(", ")
+                    ));
+                    continue;
+                }
                 for resource in &rule.resources {
                     for namespace in &namespaces {
                         if !self.allows_kube(verb, resource, *namespace) {
@@ -793,6 +800,23 @@ mod tests {
                 "kube: delete configmaps in namespace kube-system",
                 "kube: delete configmaps in namespace kube-public",
             ]
+        );
+    }
+
+    #[test]
+    fn unknown_verbs_are_refused_by_name() {
+        let grant = Grant {
+            kube: vec![KubeRule::new(&["*"], &["*"], &["*"])],
+            ..Grant::default()
+        };
+        let requested = [crate::runtime::bindings::KubeRule {
+            verbs: vec!["create".into()],
+            resources: vec!["configmaps".into()],
+            namespaces: vec!["kube-system".into()],
+        }];
+        assert_eq!(
+            grant.missing_kube(&requested),
+            ["kube: unknown verb \"create\" (the verbs are get, apply, delete)"]
         );
     }
 
