@@ -20,4 +20,4 @@ wasmtime::component::bindgen!({
 pub use exports::kubeforge::phase::phase::{
     CapabilityRequest, KubeRule, PhaseContext, PhaseInfo, PhaseReport, SubPhase,
 };
-pub use kubeforge::phase::types::{Denial, FieldError, PhaseError};
+pub use self::kubeforge::phase::types::{Denial, FieldError, PhaseError};
