@@ -17,7 +17,7 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use self::kubeforge::phase::types::{Denial, FieldError, PhaseError};
 pub use exports::kubeforge::phase::phase::{
     CapabilityRequest, KubeRule, PhaseContext, PhaseInfo, PhaseReport, SubPhase,
 };
-pub use self::kubeforge::phase::types::{Denial, FieldError, PhaseError};
