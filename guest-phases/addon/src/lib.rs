@@ -490,11 +490,7 @@ mod component {
             sub_phase: Option<String>,
         ) -> Result<PhaseReport, PhaseError> {
             let sub_phase = sub_phase.as_deref();
-            if !matches!(sub_phase, None | Some("all" | COREDNS | KUBE_PROXY)) {
-                return Err(failed(format!(
-                    "the addon phase has no sub-phase {sub_phase:?}"
-                )));
-            }
+            kubeforge_sdk::check_sub_phase("addon", sub_phase, &[COREDNS, KUBE_PROXY])?;
             let config = kubeforge_sdk::config(&context)?;
             if kubeforge_sdk::selects(sub_phase, COREDNS) {
                 if config.cluster.dns.disabled {

@@ -237,11 +237,7 @@ mod component {
             context: PhaseContext,
             sub_phase: Option<String>,
         ) -> Result<PhaseReport, PhaseError> {
-            if !matches!(sub_phase.as_deref(), None | Some("all")) {
-                return Err(failed(format!(
-                    "the bootstrap-token phase has no sub-phase {sub_phase:?}"
-                )));
-            }
+            kubeforge_sdk::check_sub_phase("bootstrap-token", sub_phase.as_deref(), &[])?;
             let config = kubeforge_sdk::config(&context)?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -451,18 +451,8 @@ pub fn sub_phases() -> Vec<(&'static str, String)> {
 
 /// Checks a requested sub-phase name: none and `all` select everything.
 pub fn check_sub_phase(sub_phase: Option<&str>) -> Result<(), PhaseError> {
-    match sub_phase {
-        None | Some("all") => Ok(()),
-        Some(name) if sub_phases().iter().any(|(known, _)| *known == name) => Ok(()),
-        Some(name) => Err(PhaseError::Failed(format!(
-            "certs has no sub-phase {name:?}; it has all, {}",
-            sub_phases()
-                .iter()
-                .map(|(known, _)| *known)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+    let names: Vec<&str> = sub_phases().iter().map(|(name, _)| *name).collect();
+    kubeforge_sdk::check_sub_phase("certs", sub_phase, &names)
 }
 
 /// The line kubeadm prints after issuing a serving certificate.

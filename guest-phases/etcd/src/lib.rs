@@ -60,11 +60,7 @@ mod component {
             sub_phase: Option<String>,
         ) -> Result<PhaseReport, PhaseError> {
             let sub_phase = sub_phase.as_deref();
-            if !matches!(sub_phase, None | Some("all" | LOCAL)) {
-                return Err(kubeforge_sdk::failed(format!(
-                    "the etcd phase has no sub-phase {sub_phase:?}"
-                )));
-            }
+            kubeforge_sdk::check_sub_phase("etcd", sub_phase, &[LOCAL])?;
             let config = kubeforge_sdk::config(&context)?;
             kubeforge_sdk::staticpod::refuse_rootless_control_plane(&config)?;
             if kubeforge_sdk::selects(sub_phase, LOCAL) {

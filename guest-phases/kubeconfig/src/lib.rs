@@ -191,18 +191,8 @@ pub fn kubeconfig_action(
 
 /// Checks a requested sub-phase name: none and `all` select everything.
 pub fn check_sub_phase(sub_phase: Option<&str>) -> Result<(), PhaseError> {
-    match sub_phase {
-        None | Some("all") => Ok(()),
-        Some(name) if KUBECONFIGS.iter().any(|k| k.name == name) => Ok(()),
-        Some(name) => Err(PhaseError::Failed(format!(
-            "kubeconfig has no sub-phase {name:?}; it has all, {}",
-            KUBECONFIGS
-                .iter()
-                .map(|k| k.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+    let names: Vec<&str> = KUBECONFIGS.iter().map(|k| k.name).collect();
+    kubeforge_sdk::check_sub_phase("kubeconfig", sub_phase, &names)
 }
 
 fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, PhaseError> {

@@ -92,11 +92,7 @@ mod component {
             context: PhaseContext,
             sub_phase: Option<String>,
         ) -> Result<PhaseReport, PhaseError> {
-            if !matches!(sub_phase.as_deref(), None | Some("all")) {
-                return Err(failed(format!(
-                    "the mark-control-plane phase has no sub-phase {sub_phase:?}"
-                )));
-            }
+            kubeforge_sdk::check_sub_phase("mark-control-plane", sub_phase.as_deref(), &[])?;
             let config = kubeforge_sdk::config(&context)?;
             let name = config.node_name().to_string();
             let taints = config

@@ -52,6 +52,21 @@ pub fn selects(sub_phase: Option<&str>, name: &str) -> bool {
     matches!(sub_phase, None | Some("all")) || sub_phase == Some(name)
 }
 
+/// Refuse a sub-phase the phase does not have (none and `all` run every sub-phase).
+pub fn check_sub_phase(phase: &str, sub_phase: Option<&str>, sub_phases: &[&str]) -> Result<()> {
+    match sub_phase {
+        None | Some("all") => Ok(()),
+        Some(name) if sub_phases.contains(&name) => Ok(()),
+        Some(name) => Err(failed(format!(
+            "the {phase} phase has no sub-phase {name:?}; its sub-phases are: {}",
+            std::iter::once("all")
+                .chain(sub_phases.iter().copied())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// An operator-facing line at info level.
 pub fn info(message: impl AsRef<str>) {
     log::emit(log::Level::Info, message.as_ref());
@@ -74,4 +89,24 @@ pub fn read_text(root: &str, path: &str) -> Result<Option<String>> {
             String::from_utf8(bytes).map_err(|_| failed(format!("{root}:{path} is not UTF-8 text")))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_phases_are_checked_against_the_phase_s_list() {
+        assert!(check_sub_phase("etcd", None, &["local"]).is_ok());
+        assert!(check_sub_phase("etcd", Some("all"), &["local"]).is_ok());
+        assert!(check_sub_phase("etcd", Some("local"), &["local"]).is_ok());
+        let Err(PhaseError::Failed(message)) = check_sub_phase("etcd", Some("remote"), &["local"])
+        else {
+            panic!("an unknown sub-phase is refused");
+        };
+        assert_eq!(
+            message,
+            "the etcd phase has no sub-phase \"remote\"; its sub-phases are: all, local"
+        );
+    }
 }

@@ -92,11 +92,7 @@ mod component {
             context: PhaseContext,
             sub_phase: Option<String>,
         ) -> Result<PhaseReport, PhaseError> {
-            if !matches!(sub_phase.as_deref(), None | Some("all")) {
-                return Err(failed(format!(
-                    "the show-join-command phase has no sub-phase {sub_phase:?}"
-                )));
-            }
+            kubeforge_sdk::check_sub_phase("show-join-command", sub_phase.as_deref(), &[])?;
             let config = kubeforge_sdk::config(&context)?;
             let admin = pki::inspect_kubeconfig("kubeconfig", "admin.conf")?.ok_or_else(|| {
                 failed("admin.conf does not exist: run the kubeconfig phase first")

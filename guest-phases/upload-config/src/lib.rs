@@ -186,11 +186,7 @@ mod component {
             sub_phase: Option<String>,
         ) -> Result<PhaseReport, PhaseError> {
             let sub_phase = sub_phase.as_deref();
-            if !matches!(sub_phase, None | Some("all" | KUBEADM | KUBELET)) {
-                return Err(failed(format!(
-                    "the upload-config phase has no sub-phase {sub_phase:?}"
-                )));
-            }
+            kubeforge_sdk::check_sub_phase("upload-config", sub_phase, &[KUBEADM, KUBELET])?;
             let config = kubeforge_sdk::config(&context)?;
             if kubeforge_sdk::selects(sub_phase, KUBEADM) {
                 info(format!(
