@@ -2,6 +2,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::v1beta4::{ClusterConfiguration, EncryptionAlgorithm, InitConfiguration};
 
+/// kubeadm's `certificatesDir` default.
+pub const DEFAULT_CERTIFICATES_DIR: &str = "/etc/kubernetes/pki";
+
 /// The configuration the host hands to every phase as JSON, after defaulting and validation.
 ///
 /// Every field a stock phase relies on (node name, advertise address, bind port, subnets,
@@ -58,8 +61,13 @@ impl EffectiveConfig {
             .unwrap_or_default()
     }
 
+    /// `certificatesDir`, or kubeadm's default when unset or empty.
     pub fn certificates_dir(&self) -> &str {
-        self.cluster.certificates_dir.as_deref().unwrap_or_default()
+        self.cluster
+            .certificates_dir
+            .as_deref()
+            .filter(|dir| !dir.is_empty())
+            .unwrap_or(DEFAULT_CERTIFICATES_DIR)
     }
 
     pub fn kubernetes_version(&self) -> &str {
@@ -97,6 +105,7 @@ mod tests {
         let mut config = EffectiveConfig::default();
         assert_eq!(config.bind_port(), 6443);
         assert_eq!(config.node_name(), "");
+        assert_eq!(config.certificates_dir(), "/etc/kubernetes/pki");
         assert!(config.uses_local_etcd());
         config.init.local_api_endpoint = ApiEndpoint {
             advertise_address: Some("10.0.0.1".into()),

@@ -9,4 +9,4 @@ pub mod v1beta4;
 pub mod yaml;
 
 pub use duration::{Duration, DurationParseError};
-pub use effective::EffectiveConfig;
+pub use effective::{DEFAULT_CERTIFICATES_DIR, EffectiveConfig};

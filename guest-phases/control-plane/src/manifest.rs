@@ -27,7 +27,6 @@ const CA_CERTS_DIR: &str = "/etc/ssl/certs";
 const DEFAULT_FLEXVOLUME_DIR: &str = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec";
 const CONTROLLER_MANAGER_KUBECONFIG: &str = "/etc/kubernetes/controller-manager.conf";
 const SCHEDULER_KUBECONFIG: &str = "/etc/kubernetes/scheduler.conf";
-const DEFAULT_CERTIFICATES_DIR: &str = "/etc/kubernetes/pki";
 const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
 const DEFAULT_BIND_PORT: i32 = 6443;
 const CONTROLLER_MANAGER_PORT: i64 = 10257;
@@ -125,7 +124,7 @@ pub fn pod(config: &EffectiveConfig, facts: &NodeFacts, component: Component) ->
     };
     let (defaults, probe_host, port, cpu) = match component {
         Component::ApiServer => {
-            let advertise_address = advertise_address(config);
+            let advertise_address = config.advertise_address();
             let host = if advertise_address.is_empty() {
                 "127.0.0.1"
             } else {
@@ -250,11 +249,11 @@ pub fn apiserver_warnings(config: &EffectiveConfig) -> Vec<String> {
 
 fn apiserver_arguments(config: &EffectiveConfig) -> Vec<Arg> {
     let cluster = &config.cluster;
-    let pki = |file: &str| join_path(certificates_dir(config), file);
+    let pki = |file: &str| join_path(config.certificates_dir(), file);
     let networking = &cluster.networking;
     let dns_domain = networking.dns_domain.as_deref().unwrap_or_default();
     let mut arguments = arguments([
-        ("advertise-address", advertise_address(config).to_owned()),
+        ("advertise-address", config.advertise_address().to_owned()),
         ("enable-admission-plugins", "NodeRestriction".into()),
         (
             "service-cluster-ip-range",
@@ -307,7 +306,7 @@ fn apiserver_arguments(config: &EffectiveConfig) -> Vec<Arg> {
         }
         None => {
             // The local etcd listens on the loopback address of the advertise address's family.
-            let loopback = if is_ipv6(advertise_address(config)) {
+            let loopback = if is_ipv6(config.advertise_address()) {
                 "::1"
             } else {
                 "127.0.0.1"
@@ -348,7 +347,7 @@ fn apiserver_arguments(config: &EffectiveConfig) -> Vec<Arg> {
 
 fn controller_manager_arguments(config: &EffectiveConfig, facts: &NodeFacts) -> Vec<Arg> {
     let cluster = &config.cluster;
-    let pki = |file: &str| join_path(certificates_dir(config), file);
+    let pki = |file: &str| join_path(config.certificates_dir(), file);
     let mut arguments = arguments([
         ("bind-address", "127.0.0.1".into()),
         ("leader-elect", "true".into()),
@@ -429,7 +428,7 @@ fn host_path_mounts(
     component: Component,
 ) -> HostPathMounts {
     let cluster = &config.cluster;
-    let certificates_dir = certificates_dir(config);
+    let certificates_dir = config.certificates_dir();
     let mut mounts = HostPathMounts::default();
     let extra_volumes: &[HostPathMount] = match component {
         Component::ApiServer => {
@@ -571,27 +570,9 @@ fn go_dir(path: &str) -> String {
     }
 }
 
-fn certificates_dir(config: &EffectiveConfig) -> &str {
-    config
-        .cluster
-        .certificates_dir
-        .as_deref()
-        .filter(|dir| !dir.is_empty())
-        .unwrap_or(DEFAULT_CERTIFICATES_DIR)
-}
-
-fn advertise_address(config: &EffectiveConfig) -> &str {
-    config
-        .init
-        .local_api_endpoint
-        .advertise_address
-        .as_deref()
-        .unwrap_or_default()
-}
-
 /// `<advertiseAddress>:<bindPort>`, IPv6 addresses bracketed.
 fn apiserver_endpoint(config: &EffectiveConfig) -> String {
-    let address = advertise_address(config);
+    let address = config.advertise_address();
     let port = bind_port(config);
     if address.contains(':') {
         format!("[{address}]:{port}")

@@ -15,7 +15,6 @@ pub const ETCD: &str = "etcd";
 
 /// kubeadm's default etcd data directory, used if the host left `etcd.local.dataDir` unset.
 const DEFAULT_DATA_DIR: &str = "/var/lib/etcd";
-const DEFAULT_CERTIFICATES_DIR: &str = "/etc/kubernetes/pki";
 const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
 const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
@@ -54,11 +53,11 @@ pub fn etcd_manifest(config: &EffectiveConfig) -> Option<String> {
 /// The etcd static Pod, or `None` with external etcd.
 pub fn etcd_pod(config: &EffectiveConfig) -> Option<Value> {
     let local = local_etcd(config)?;
-    let certificates_dir = certificates_dir(config);
+    let certificates_dir = config.certificates_dir();
     // kubeadm appends "/etcd" without cleaning the path here, unlike in the flags.
     let certs_dir = format!("{certificates_dir}/etcd");
     let data_dir = data_dir(&local);
-    let advertise_address = advertise_address(config);
+    let advertise_address = config.advertise_address();
     let (probe_host, probe_port_number, probe_scheme) =
         probe_endpoint(&local, is_ipv6(advertise_address));
     let probe = |path| ProbeTarget {
@@ -144,9 +143,9 @@ pub fn image_tag(config: &EffectiveConfig, local: &LocalEtcd) -> String {
 }
 
 fn default_arguments(config: &EffectiveConfig, local: &LocalEtcd) -> Vec<Arg> {
-    let certificates_dir = certificates_dir(config);
+    let certificates_dir = config.certificates_dir();
     let cert = |file: &str| join_path(certificates_dir, file);
-    let advertise_address = advertise_address(config);
+    let advertise_address = config.advertise_address();
     let localhost = if is_ipv6(advertise_address) {
         "::1"
     } else {
@@ -214,24 +213,6 @@ fn default_arguments(config: &EffectiveConfig, local: &LocalEtcd) -> Vec<Arg> {
         format!("{node_name}={peer_url}"),
     );
     arguments
-}
-
-fn certificates_dir(config: &EffectiveConfig) -> &str {
-    config
-        .cluster
-        .certificates_dir
-        .as_deref()
-        .filter(|dir| !dir.is_empty())
-        .unwrap_or(DEFAULT_CERTIFICATES_DIR)
-}
-
-fn advertise_address(config: &EffectiveConfig) -> &str {
-    config
-        .init
-        .local_api_endpoint
-        .advertise_address
-        .as_deref()
-        .unwrap_or_default()
 }
 
 fn client_url(host: &str) -> String {

@@ -12,7 +12,7 @@ use super::error::ConfigError;
 /// resolve to it without any network lookup.
 pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.35.4";
 pub const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
-pub const DEFAULT_CERTIFICATES_DIR: &str = "/etc/kubernetes/pki";
+pub use kubeforge_api::DEFAULT_CERTIFICATES_DIR;
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
 pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";

@@ -167,16 +167,7 @@ pub struct Runner {
 fn roots(config: &EffectiveConfig, host: &Path) -> Roots {
     let node = |path: &str| host.join(path.trim_start_matches('/'));
     let mut roots = Roots::default();
-    roots.insert(
-        "pki",
-        node(
-            config
-                .cluster
-                .certificates_dir
-                .as_deref()
-                .unwrap_or("/etc/kubernetes/pki"),
-        ),
-    );
+    roots.insert("pki", node(config.certificates_dir()));
     roots.insert("kubeconfig", node("/etc/kubernetes"));
     roots.insert("manifests", node("/etc/kubernetes/manifests"));
     roots.insert("kubelet", node("/var/lib/kubelet"));
