@@ -15,9 +15,13 @@ pub mod bindings {
 }
 
 pub mod certificates;
+pub mod dns;
 pub mod objects;
+pub mod requests;
 
 pub mod staticpod;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub use kubeforge_api::yaml;
 
 pub use bindings::export;
@@ -29,6 +33,9 @@ pub use bindings::kubeforge::phase::{fs, kube, log, node, pki};
 pub use kubeforge_api as api;
 
 use kubeforge_api::EffectiveConfig;
+
+/// kubeadm's default `imageRepository`.
+pub const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
 
 /// The result type of host calls and phase runs.
 pub type Result<T, E = PhaseError> = std::result::Result<T, E>;

@@ -1,7 +1,8 @@
 //! Kubernetes objects as phases build them (JSON values), and applying them through the host's
 //! `kube` interface.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::{Result, kube};
 
@@ -13,6 +14,17 @@ pub const NODE_BOOTSTRAP_TOKEN_GROUP: &str = "system:bootstrappers:kubeadm:defau
 
 /// The group of every node's credentials.
 pub const NODES_GROUP: &str = "system:nodes";
+
+/// The namespace of the cluster's own components and addons.
+pub const KUBE_SYSTEM: &str = "kube-system";
+
+/// The taint kubeadm puts on control-plane nodes (`NoSchedule`); addons that may run there
+/// tolerate it.
+pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
+
+/// kubeadm's `ComponentConfigHashAnnotationKey`: the checksum of a component configuration
+/// ConfigMap kubeadm generated (see [`sign_config_map`]).
+pub const HASH_ANNOTATION: &str = "kubeadm.kubernetes.io/component-config.hash";
 
 /// Server-side apply `object` (the host owns the field manager); returns the applied object.
 pub fn apply(object: &Value) -> Result<Value> {
@@ -42,6 +54,22 @@ pub fn get(
         .transpose()
 }
 
+/// The `spec.replicas` of the Deployment `namespace/name`, if it exists: addons keep an
+/// operator's replica count when they apply their Deployment again, as kubeadm does.
+pub fn deployment_replicas(namespace: &str, name: &str) -> Result<Option<i64>> {
+    Ok(get("apps/v1", "Deployment", Some(namespace), name)?
+        .and_then(|deployment| deployment["spec"]["replicas"].as_i64()))
+}
+
+/// A `v1` ServiceAccount.
+pub fn service_account_object(namespace: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace},
+    })
+}
+
 /// A `v1` ConfigMap.
 pub fn config_map(namespace: &str, name: &str, data: Value) -> Value {
     json!({
@@ -50,6 +78,26 @@ pub fn config_map(namespace: &str, name: &str, data: Value) -> Value {
         "metadata": {"name": name, "namespace": namespace},
         "data": data,
     })
+}
+
+/// kubeadm's `ChecksumForConfigMap`: `sha256:` and the hex SHA-256 over the data values in key
+/// order.
+pub fn config_map_checksum(data: &Map<String, Value>) -> String {
+    let mut hash = Sha256::new();
+    // serde_json's map is ordered by key.
+    for value in data.values() {
+        hash.update(value.as_str().unwrap_or_default().as_bytes());
+    }
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Annotate the ConfigMap `map` with the checksum of its data ([`HASH_ANNOTATION`]), as kubeadm
+/// signs the component configurations it generated.
+pub fn sign_config_map(map: &mut Value) {
+    let empty = Map::new();
+    let checksum = config_map_checksum(map["data"].as_object().unwrap_or(&empty));
+    map["metadata"]["annotations"][HASH_ANNOTATION] = json!(checksum);
 }
 
 /// An RBAC rule on resources of the core group, optionally limited to `resource_names`.
@@ -116,4 +164,23 @@ pub fn user(name: &str) -> Value {
 /// An RBAC subject: a service account.
 pub fn service_account(namespace: &str, name: &str) -> Value {
     json!({"kind": "ServiceAccount", "name": name, "namespace": namespace})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_maps_are_signed_over_their_values_in_key_order() {
+        let mut map = config_map(KUBE_SYSTEM, "x", json!({"b": "2", "a": "1"}));
+        sign_config_map(&mut map);
+        let hex: String = Sha256::digest(b"12")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            map["metadata"]["annotations"][HASH_ANNOTATION],
+            format!("sha256:{hex}")
+        );
+    }
 }

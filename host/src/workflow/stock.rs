@@ -89,8 +89,8 @@ pub fn grant(name: &str) -> Grant {
             ],
             ..Grant::default()
         },
-        // Reads back the CoreDNS ConfigMap (kept if present) and Deployment (keeps its replicas).
-        "addon" => Grant {
+        // Reads back its ConfigMap (kept if present) and Deployment (keeps its replicas).
+        "coredns" => Grant {
             kube: vec![
                 KubeRule::new(
                     &["get", "apply"],
@@ -99,19 +99,42 @@ pub fn grant(name: &str) -> Grant {
                 ),
                 KubeRule::new(
                     &["apply"],
-                    &[
-                        "serviceaccounts",
-                        "services",
-                        "apps/daemonsets",
-                        RBAC_ROLES,
-                        RBAC_ROLE_BINDINGS,
-                    ],
+                    &["serviceaccounts", "services"],
                     &["kube-system"],
                 ),
                 KubeRule::new(
                     &["apply"],
                     &[RBAC_CLUSTER_ROLES, RBAC_CLUSTER_ROLE_BINDINGS],
                     &[],
+                ),
+            ],
+            ..Grant::default()
+        },
+        "kube-proxy" => Grant {
+            kube: vec![
+                KubeRule::new(
+                    &["apply"],
+                    &[
+                        "serviceaccounts",
+                        "configmaps",
+                        "apps/daemonsets",
+                        RBAC_ROLES,
+                        RBAC_ROLE_BINDINGS,
+                    ],
+                    &["kube-system"],
+                ),
+                KubeRule::new(&["apply"], &[RBAC_CLUSTER_ROLE_BINDINGS], &[]),
+            ],
+            ..Grant::default()
+        },
+        // Reads back its Deployment (keeps its replicas); its RBAC is the API server's own.
+        "kube-dns" => Grant {
+            kube: vec![
+                KubeRule::new(&["get", "apply"], &["apps/deployments"], &["kube-system"]),
+                KubeRule::new(
+                    &["apply"],
+                    &["serviceaccounts", "services"],
+                    &["kube-system"],
                 ),
             ],
             ..Grant::default()

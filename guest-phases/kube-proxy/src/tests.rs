@@ -1,28 +1,8 @@
-use kubeforge_api::EffectiveConfig;
+use kubeforge_sdk::objects::HASH_ANNOTATION;
+use kubeforge_sdk::testing::config;
 use serde_json::json;
 
 use super::*;
-
-fn config(extra: serde_json::Value) -> EffectiveConfig {
-    let mut value = json!({
-        "init": {
-            "nodeRegistration": {"name": "node1"},
-            "localAPIEndpoint": {"advertiseAddress": "192.168.0.10", "bindPort": 6443},
-        },
-        "cluster": {
-            "networking": {"serviceSubnet": "10.96.0.0/12", "dnsDomain": "cluster.local"},
-            "certificatesDir": "/etc/kubernetes/pki",
-            "kubernetesVersion": "v1.35.4",
-            "imageRepository": "registry.k8s.io",
-        },
-    });
-    if let Some(map) = extra.as_object() {
-        for (key, v) in map {
-            value["cluster"][key] = v.clone();
-        }
-    }
-    serde_json::from_value(value).unwrap()
-}
 
 #[test]
 fn kube_proxy_configuration_matches_kubeadm_byte_for_byte() {
@@ -37,28 +17,6 @@ fn kube_proxy_configuration_matches_kubeadm_byte_for_byte() {
         with_pods.contains("clusterCIDR: 10.244.0.0/16\n"),
         "{with_pods}"
     );
-}
-
-#[test]
-fn coredns_service_takes_the_tenth_address_and_kubeadms_image() {
-    let objects = coredns_objects(&config(json!({})), 2).unwrap();
-    assert_eq!(objects[5]["spec"]["clusterIP"], "10.96.0.10");
-    assert_eq!(
-        objects[4]["spec"]["template"]["spec"]["containers"][0]["image"],
-        "registry.k8s.io/coredns/coredns:v1.13.1"
-    );
-    let custom =
-        config(json!({"imageRepository": "mirror.example/k8s", "dns": {"imageTag": "v9"}}));
-    assert_eq!(coredns_image(&custom), "mirror.example/k8s/coredns:v9");
-}
-
-#[test]
-fn corefile_is_kubeadms() {
-    let text = corefile("cluster.local");
-    assert!(text.contains(
-        "        cache 30 {\n           disable success cluster.local\n           disable denial cluster.local\n        }\n        loop\n"
-    ));
-    assert!(text.starts_with(".:53 {\n        errors\n        health {\n           lameduck 5s\n"));
 }
 
 #[test]
