@@ -14,6 +14,13 @@ pub const DEFAULT_CERTIFICATES_DIR: &str = "/etc/kubernetes/pki";
 pub struct EffectiveConfig {
     pub init: InitConfiguration,
     pub cluster: ClusterConfiguration,
+    /// The file's `kubelet.config.k8s.io/v1beta1 KubeletConfiguration`, as written: the phases
+    /// that write the kubelet's configuration lay it over kubeadm's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<serde_json::Value>,
+    /// The file's `kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration`, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy: Option<serde_json::Value>,
 }
 
 /// Read access for phases. The host fills every one of these during defaulting, so the

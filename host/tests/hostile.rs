@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -24,49 +23,19 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+mod common;
+use common::{build_components, repository};
+
 /// The limits every hostile component runs under.
 const TIGHT: Limits = Limits {
     deadline: Duration::from_secs(2),
     memory: 32 << 20,
 };
 
-fn repository() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ is inside the repository")
-}
-
 /// Build tests/hostile/ (once per test process) and return the directory of its components.
 fn components() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-components");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        command
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(repository().join("tests/hostile/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir);
-        // As host/build.rs: the outer build's settings must not leak into the guests.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS"
-                || ["RUSTFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTC", "RUSTDOC"]
-                    .contains(&key.as_ref())
-            {
-                command.env_remove(key.as_ref());
-            }
-        }
-        let status = command
-            .status()
-            .expect("running cargo to build tests/hostile (rustup target add wasm32-wasip2?)");
-        assert!(
-            status.success(),
-            "building the hostile components failed; `cargo build --release --manifest-path tests/hostile/Cargo.toml` shows why"
-        );
-        target_dir.join("wasm32-wasip2/release")
-    })
+    BUILT.get_or_init(|| build_components("tests/hostile/Cargo.toml"))
 }
 
 /// The hostile component `name` (a crate of tests/hostile/) under `grant`.
@@ -143,6 +112,9 @@ impl Scene {
                 cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-cache")),
                 dry_run: false,
                 journal: Some(journal.clone()),
+                service_command: None,
+                upload_certs: false,
+                print_certificate_key: false,
             },
             config,
         )
@@ -824,7 +796,7 @@ fn log_spam_child() {
 #[test]
 fn giant_log_spam_is_cut_and_the_run_finishes() {
     components();
-    let output = Command::new(std::env::current_exe().unwrap())
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
             "--exact",

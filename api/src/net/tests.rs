@@ -185,6 +185,7 @@ fn config(advertise: &str, port: Option<i32>, endpoint: Option<&str>) -> Effecti
             control_plane_endpoint: endpoint.map(Into::into),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 

@@ -177,22 +177,13 @@ mod component {
 
     use kubeforge_sdk::objects::{apply, get};
     use kubeforge_sdk::{
-        CapabilityRequest, FsRequest, Guest, KubeRule, PhaseContext, PhaseError, PhaseInfo,
-        PhaseReport, failed, info, pki,
+        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, failed, info,
+        pki, requests,
     };
 
     use crate::{CLUSTER_INFO, KUBE_PUBLIC, KUBE_SYSTEM};
 
     struct Component;
-
-    fn rule(verbs: &[&str], resources: &[&str], namespaces: &[&str]) -> KubeRule {
-        let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
-        KubeRule {
-            verbs: owned(verbs),
-            resources: owned(resources),
-            namespaces: owned(namespaces),
-        }
-    }
 
     impl Guest for Component {
         fn describe() -> PhaseInfo {
@@ -202,15 +193,10 @@ mod component {
                 sub_phases: vec![],
                 requests: CapabilityRequest {
                     // admin.conf's server and CA go into cluster-info.
-                    fs: vec![FsRequest {
-                        root: "kubeconfig".into(),
-                        writable: false,
-                    }],
-                    pki_sign: vec![],
-                    pki_create: vec![],
+                    fs: vec![requests::read("kubeconfig")],
                     kube: vec![
-                        rule(&["apply"], &["secrets"], &[KUBE_SYSTEM]),
-                        rule(
+                        requests::rule(&["apply"], &["secrets"], &[KUBE_SYSTEM]),
+                        requests::rule(
                             &["apply"],
                             &[
                                 "rbac.authorization.k8s.io/clusterroles",
@@ -218,8 +204,8 @@ mod component {
                             ],
                             &[],
                         ),
-                        rule(&["get", "apply"], &["configmaps"], &[KUBE_PUBLIC]),
-                        rule(
+                        requests::rule(&["get", "apply"], &["configmaps"], &[KUBE_PUBLIC]),
+                        requests::rule(
                             &["apply"],
                             &[
                                 "rbac.authorization.k8s.io/roles",
@@ -228,7 +214,7 @@ mod component {
                             &[KUBE_PUBLIC],
                         ),
                     ],
-                    node_paths: vec![],
+                    ..requests::none()
                 },
             }
         }

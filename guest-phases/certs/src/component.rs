@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use kubeforge_sdk::pki::{self, Authority, KeyAlgorithm, PrivateKey};
 use kubeforge_sdk::{
-    CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
-    SubPhase, fs, info, selects, warn,
+    CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, SubPhase, fs, info,
+    requests, selects, warn,
 };
 
 use crate::{
@@ -56,14 +56,10 @@ impl Guest for Component {
                 })
                 .collect(),
             requests: CapabilityRequest {
-                fs: vec![FsRequest {
-                    root: PKI.into(),
-                    writable: true,
-                }],
+                fs: vec![requests::read_write(PKI)],
                 pki_sign: authorities.clone(),
                 pki_create: authorities,
-                kube: vec![],
-                node_paths: vec![],
+                ..requests::none()
             },
         }
     }

@@ -7,8 +7,8 @@ pub mod manifest;
 mod component {
     use kubeforge_sdk::staticpod::{MANIFESTS_DIR, MANIFESTS_ROOT, proxy_env_vars, write_manifest};
     use kubeforge_sdk::{
-        CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
-        SubPhase,
+        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, SubPhase,
+        requests,
     };
 
     use crate::manifest::{CA_CERT_EXTRA_DIRS, Component, NodeFacts, apiserver_warnings, manifest};
@@ -33,20 +33,12 @@ mod component {
                     .collect(),
                 requests: CapabilityRequest {
                     fs: vec![
-                        FsRequest {
-                            root: MANIFESTS_ROOT.into(),
-                            writable: true,
-                        },
+                        requests::read_write(MANIFESTS_ROOT),
                         // To tell kubeadm's external-CA mode (ca.crt without ca.key) apart.
-                        FsRequest {
-                            root: "pki".into(),
-                            writable: false,
-                        },
+                        requests::read("pki"),
                     ],
-                    pki_sign: vec![],
-                    pki_create: vec![],
-                    kube: vec![],
-                    node_paths: CA_CERT_EXTRA_DIRS.iter().map(|dir| (*dir).into()).collect(),
+                    node_paths: requests::names(&CA_CERT_EXTRA_DIRS),
+                    ..requests::none()
                 },
             }
         }

@@ -11,8 +11,8 @@ mod component {
     use kubeforge_api::EffectiveConfig;
     use kubeforge_sdk::staticpod::{MANIFESTS_DIR, MANIFESTS_ROOT, write_manifest};
     use kubeforge_sdk::{
-        CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
-        SubPhase,
+        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, SubPhase,
+        requests,
     };
 
     use crate::LOCAL;
@@ -38,19 +38,10 @@ mod component {
                 }],
                 requests: CapabilityRequest {
                     fs: vec![
-                        FsRequest {
-                            root: MANIFESTS_ROOT.into(),
-                            writable: true,
-                        },
-                        FsRequest {
-                            root: ETCD_DATA_ROOT.into(),
-                            writable: true,
-                        },
+                        requests::read_write(MANIFESTS_ROOT),
+                        requests::read_write(ETCD_DATA_ROOT),
                     ],
-                    pki_sign: vec![],
-                    pki_create: vec![],
-                    kube: vec![],
-                    node_paths: vec![],
+                    ..requests::none()
                 },
             }
         }

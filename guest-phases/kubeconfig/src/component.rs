@@ -3,8 +3,8 @@
 
 use kubeforge_sdk::pki::{self, Authority, KubeconfigSpec, PrivateKey};
 use kubeforge_sdk::{
-    CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
-    SubPhase, info, selects, warn,
+    CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, SubPhase, info,
+    requests, selects, warn,
 };
 
 use crate::{
@@ -37,14 +37,9 @@ impl Guest for Component {
                 })
                 .collect(),
             requests: CapabilityRequest {
-                fs: vec![FsRequest {
-                    root: KUBECONFIG.into(),
-                    writable: true,
-                }],
-                pki_sign: vec![CA.into()],
-                pki_create: vec![],
-                kube: vec![],
-                node_paths: vec![],
+                fs: vec![requests::read_write(KUBECONFIG)],
+                pki_sign: requests::names(&[CA]),
+                ..requests::none()
             },
         }
     }

@@ -53,18 +53,15 @@ pub fn marked_node(name: &str, existing: &Value, taints: &[Taint]) -> Value {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use kubeforge_sdk::objects::{apply, get};
+    use kubeforge_sdk::objects::{apply, wait};
     use kubeforge_sdk::{
-        CapabilityRequest, Guest, KubeRule, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
-        failed, info,
+        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, failed, info,
+        requests,
     };
 
     use crate::LABELS;
-
-    /// kubeadm's `APICallRetryInterval`.
-    const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
     struct Component;
 
@@ -75,15 +72,8 @@ mod component {
                 description: "Mark a node as a control-plane".into(),
                 sub_phases: vec![],
                 requests: CapabilityRequest {
-                    fs: vec![],
-                    pki_sign: vec![],
-                    pki_create: vec![],
-                    kube: vec![KubeRule {
-                        verbs: vec!["get".into(), "apply".into()],
-                        resources: vec!["nodes".into()],
-                        namespaces: vec![],
-                    }],
-                    node_paths: vec![],
+                    kube: vec![requests::rule(&["get", "apply"], &["nodes"], &[])],
+                    ..requests::none()
                 },
             }
         }
@@ -120,18 +110,15 @@ mod component {
                 .and_then(|d| d.to_std())
                 .unwrap_or(Duration::from_secs(60));
             // In a dry run the Node may not exist: kubeadm then marks what it would be.
-            let started = Instant::now();
-            let existing = loop {
-                match get("v1", "Node", None, &name)? {
-                    Some(node) => break node,
-                    None if context.dry_run => break serde_json::Value::Null,
-                    None if started.elapsed() >= timeout => {
-                        return Err(failed(format!(
-                            "the Node {name:?} (nodeRegistration.name) was not registered within timeouts.kubernetesAPICall ({timeout:?}): is the kubelet running?"
-                        )));
-                    }
-                    None => std::thread::sleep(RETRY_INTERVAL),
+            let existing = match wait("v1", "Node", None, &name, None, timeout) {
+                Ok(node) => node,
+                Err(PhaseError::Conflict(_)) if context.dry_run => serde_json::Value::Null,
+                Err(PhaseError::Failed(why)) => {
+                    return Err(failed(format!(
+                        "waiting for the Node {name:?} (nodeRegistration.name) to register: {why}; is the kubelet running?"
+                    )));
                 }
+                Err(e) => return Err(e),
             };
             apply(&crate::marked_node(&name, &existing, &taints))?;
             Ok(PhaseReport { outputs: vec![] })

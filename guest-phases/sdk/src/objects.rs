@@ -54,6 +54,31 @@ pub fn get(
         .transpose()
 }
 
+/// Wait until the object exists (and, with `condition`, has that status condition True), for
+/// at most `timeout`; the host watches instead of polling. In a dry run the host does not wait:
+/// a missing object is a `conflict` error.
+pub fn wait(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    condition: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Value> {
+    let found = kube::wait(
+        &kube::ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: name.into(),
+        },
+        condition,
+        u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX),
+    )?;
+    serde_json::from_str(&found)
+        .map_err(|e| crate::failed(format!("the host returned an unreadable object: {e}")))
+}
+
 /// The `spec.replicas` of the Deployment `namespace/name`, if it exists: addons keep an
 /// operator's replica count when they apply their Deployment again, as kubeadm does.
 pub fn deployment_replicas(namespace: &str, name: &str) -> Result<Option<i64>> {

@@ -62,8 +62,8 @@ and service account keys on each node and then running the following as root:
 #[cfg(target_arch = "wasm32")]
 mod component {
     use kubeforge_sdk::{
-        CapabilityRequest, FsRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
-        failed, pki,
+        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, failed, pki,
+        requests,
     };
 
     struct Component;
@@ -76,14 +76,8 @@ mod component {
                 sub_phases: vec![],
                 requests: CapabilityRequest {
                     // admin.conf's server and CA.
-                    fs: vec![FsRequest {
-                        root: "kubeconfig".into(),
-                        writable: false,
-                    }],
-                    pki_sign: vec![],
-                    pki_create: vec![],
-                    kube: vec![],
-                    node_paths: vec![],
+                    fs: vec![requests::read("kubeconfig")],
+                    ..requests::none()
                 },
             }
         }

@@ -139,8 +139,8 @@ pub fn kubelet_config_objects(config: &EffectiveConfig) -> Result<Vec<Value>, St
 #[cfg(target_arch = "wasm32")]
 mod component {
     use kubeforge_sdk::{
-        CapabilityRequest, Guest, KubeRule, PhaseContext, PhaseError, PhaseInfo, PhaseReport,
-        SubPhase, failed, info, objects::apply,
+        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, SubPhase,
+        failed, info, objects::apply, requests,
     };
 
     use crate::{KUBEADM, KUBEADM_CONFIG, KUBELET, KUBELET_CONFIG, NAMESPACE};
@@ -164,19 +164,16 @@ mod component {
                     },
                 ],
                 requests: CapabilityRequest {
-                    fs: vec![],
-                    pki_sign: vec![],
-                    pki_create: vec![],
-                    kube: vec![KubeRule {
-                        verbs: vec!["apply".into()],
-                        resources: vec![
-                            "configmaps".into(),
-                            "rbac.authorization.k8s.io/roles".into(),
-                            "rbac.authorization.k8s.io/rolebindings".into(),
+                    kube: vec![requests::rule(
+                        &["apply"],
+                        &[
+                            "configmaps",
+                            "rbac.authorization.k8s.io/roles",
+                            "rbac.authorization.k8s.io/rolebindings",
                         ],
-                        namespaces: vec![NAMESPACE.into()],
-                    }],
-                    node_paths: vec![],
+                        &[NAMESPACE],
+                    )],
+                    ..requests::none()
                 },
             }
         }

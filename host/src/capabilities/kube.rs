@@ -14,7 +14,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
-use kube::api::{Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{Scope, pinned_kind};
@@ -38,8 +41,8 @@ const DRY_RUN_PROBE: Duration = Duration::from_secs(3);
 /// kubeadm's ClusterRoleBinding that makes admin.conf's group a cluster admin.
 const CLUSTER_ADMINS: &str = "kubeadm:cluster-admins";
 
-/// The verbs a kube rule names, one per call of the interface.
-pub const VERBS: [&str; 3] = ["get", "apply", "delete"];
+/// The verbs a kube rule names, one per call of the interface (`wait` is a `get`).
+pub const VERBS: [&str; 4] = ["get", "apply", "patch", "delete"];
 
 /// What a grant allows of the API, like an RBAC rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -558,6 +561,38 @@ async fn resolve(
     }
 }
 
+impl PhaseState {
+    /// Check a call on `object` against the grant and resolve its kind: the checks every
+    /// object-addressed call (get, wait, patch, delete) makes before it reaches the API.
+    async fn prepare(
+        &mut self,
+        verb: &str,
+        object: &ObjectRef,
+    ) -> Result<(Kind, String), PhaseError> {
+        let gvk = gvk(&object.api_version, &object.kind);
+        let namespace = object.namespace.as_deref();
+        let what = target(&object.kind, namespace, &object.name);
+        self.authorize_early(verb, namespace, &what)?;
+        let kind = resolve(&self.host, &self.origin.phase, verb, &gvk, namespace, &what).await?;
+        self.authorize(verb, &kind, namespace, &what)?;
+        Ok((kind, what))
+    }
+}
+
+/// Whether `object` satisfies a `wait`: it exists, and has the condition if one is named.
+fn satisfies(object: &serde_json::Value, condition: Option<&str>) -> bool {
+    let Some(condition) = condition else {
+        return true;
+    };
+    object["status"]["conditions"]
+        .as_array()
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == condition && c["status"] == "True")
+        })
+}
+
 /// The `Api` for `kind` in `namespace`.
 fn api(client: &Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
     match namespace {
@@ -667,20 +702,12 @@ impl Host for PhaseState {
         &mut self,
         object: ObjectRef,
     ) -> wasmtime::Result<Result<Option<String>, PhaseError>> {
-        let gvk = gvk(&object.api_version, &object.kind);
-        let namespace = object.namespace.as_deref();
-        let what = target(&object.kind, namespace, &object.name);
-        let host = self.host.clone();
-        if let Err(e) = self.authorize_early("get", namespace, &what) {
-            return Ok(Err(e));
-        }
-        let kind = match resolve(&host, &self.origin.phase, "get", &gvk, namespace, &what).await {
-            Ok(kind) => kind,
+        let (kind, what) = match self.prepare("get", &object).await {
+            Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
-        if let Err(e) = self.authorize("get", &kind, namespace, &what) {
-            return Ok(Err(e));
-        }
+        let namespace = object.namespace.as_deref();
+        let host = self.host.clone();
         if let Some(planned) = host.kube.planned.lock().expect("planned lock").get(&what) {
             return Ok(Ok(planned.as_ref().map(|v| v.to_string())));
         }
@@ -703,21 +730,12 @@ impl Host for PhaseState {
     }
 
     async fn delete(&mut self, object: ObjectRef) -> wasmtime::Result<Result<bool, PhaseError>> {
-        let gvk = gvk(&object.api_version, &object.kind);
-        let namespace = object.namespace.as_deref();
-        let what = target(&object.kind, namespace, &object.name);
-        let host = self.host.clone();
-        if let Err(e) = self.authorize_early("delete", namespace, &what) {
-            return Ok(Err(e));
-        }
-        let kind = match resolve(&host, &self.origin.phase, "delete", &gvk, namespace, &what).await
-        {
-            Ok(kind) => kind,
+        let (kind, what) = match self.prepare("delete", &object).await {
+            Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
-        if let Err(e) = self.authorize("delete", &kind, namespace, &what) {
-            return Ok(Err(e));
-        }
+        let namespace = object.namespace.as_deref();
+        let host = self.host.clone();
         let Some(client) = live(&host).filter(|_| !host.effects.is_dry_run()) else {
             // A dry run: the object existed if the plan or the cluster has it.
             let existed = match self.get(object.clone()).await? {
@@ -751,6 +769,179 @@ impl Host for PhaseState {
             started,
         );
         Ok(result.map_err(PhaseError::Failed))
+    }
+
+    async fn patch(
+        &mut self,
+        object: ObjectRef,
+        patch: String,
+    ) -> wasmtime::Result<Result<String, PhaseError>> {
+        if patch.len() > MAX_MANIFEST {
+            return Ok(Err(PhaseError::Failed(format!(
+                "kube patch: the patch is {} bytes, more than the {MAX_MANIFEST} allowed",
+                patch.len()
+            ))));
+        }
+        let (kind, what) = match self.prepare("patch", &object).await {
+            Ok(prepared) => prepared,
+            Err(e) => return Ok(Err(e)),
+        };
+        let merge: serde_json::Value = match serde_json::from_str(&patch) {
+            Ok(merge) => merge,
+            Err(e) => {
+                return Ok(Err(PhaseError::Failed(format!(
+                    "kube patch {what}: the patch is not JSON: {e}"
+                ))));
+            }
+        };
+        let host = self.host.clone();
+        if host.effects.is_dry_run() {
+            let current = match Host::get(self, object.clone()).await? {
+                Ok(Some(current)) => current,
+                Ok(None) => {
+                    return Ok(Err(PhaseError::Failed(format!(
+                        "kube patch {what}: the object does not exist"
+                    ))));
+                }
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut patched: serde_json::Value = serde_json::from_str(&current).unwrap_or_default();
+            json_merge(&mut patched, &merge);
+            let yaml = serde_saphyr::to_string(&withhold_secrets(merge.clone()))
+                .unwrap_or_else(|e| format!("(cannot render: {e})"));
+            host.effects
+                .plan_api_object(&self.origin.phase, "patch", &what, Some(yaml));
+            let result = patched.to_string();
+            host.kube
+                .planned
+                .lock()
+                .expect("planned lock")
+                .insert(what, Some(patched));
+            return Ok(Ok(result));
+        }
+        let client = live(&host).expect("apply mode connects or fails");
+        let api = api(client, &kind, object.namespace.as_deref());
+        let started = Instant::now();
+        let params = PatchParams::default();
+        let merge = Patch::Merge(&merge);
+        let result = host
+            .kube
+            .retry(|| api.patch(&object.name, &params, &merge))
+            .await
+            .map_err(|e| e.explain(&format!("kube patch {what}"), host.kube.api_call_timeout));
+        self.journal_api(
+            "patch",
+            &what,
+            &result.as_ref().map(|_| ()).map_err(Clone::clone),
+            started,
+        );
+        Ok(match result {
+            Ok(patched) => serde_json::to_string(&patched)
+                .map_err(|e| PhaseError::Failed(format!("kube patch {what}: {e}"))),
+            Err(why) => Err(PhaseError::Failed(why)),
+        })
+    }
+
+    async fn wait(
+        &mut self,
+        object: ObjectRef,
+        condition: Option<String>,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<String, PhaseError>> {
+        let (kind, what) = match self.prepare("get", &object).await {
+            Ok(prepared) => prepared,
+            Err(e) => return Ok(Err(e)),
+        };
+        let condition = condition.as_deref();
+        let wanted = match condition {
+            Some(condition) => format!("{what} to be {condition}"),
+            None => format!("{what} to exist"),
+        };
+        let host = self.host.clone();
+        let timeout = Duration::from_secs(timeout_seconds.into());
+        let Some(client) = live(&host).filter(|_| !host.effects.is_dry_run()) else {
+            // A dry run does not wait: the object is what the plan or the cluster has now.
+            return Ok(match Host::get(self, object.clone()).await? {
+                Ok(Some(found)) => Ok(found),
+                Ok(None) => Err(PhaseError::Conflict(format!(
+                    "a dry run does not wait for {wanted}; it does not exist yet"
+                ))),
+                Err(e) => Err(e),
+            });
+        };
+        let api = api(client, &kind, object.namespace.as_deref());
+        let started = Instant::now();
+        let result = tokio::time::timeout(timeout, watch_until(&api, &object.name, condition))
+            .await
+            .unwrap_or_else(|_| Err(format!("timed out after {timeout:?} waiting for {wanted}")));
+        self.journal_api(
+            "wait",
+            &what,
+            &result.as_ref().map(|_| ()).map_err(Clone::clone),
+            started,
+        );
+        Ok(result
+            .map(|found| found.to_string())
+            .map_err(PhaseError::Failed))
+    }
+}
+
+/// Watch `name` until it satisfies `condition`; a broken watch is re-established.
+async fn watch_until(
+    api: &Api<DynamicObject>,
+    name: &str,
+    condition: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    use futures::TryStreamExt;
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        // Resource version "0": the watch starts with the object as it is now, if it exists.
+        match api.watch(&params, "0").await {
+            Ok(stream) => {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    match stream.try_next().await {
+                        Ok(Some(WatchEvent::Added(o) | WatchEvent::Modified(o))) => {
+                            let value = serde_json::to_value(&o).map_err(|e| e.to_string())?;
+                            if satisfies(&value, condition) {
+                                return Ok(value);
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+            Err(e) if transient(&e) => {}
+            Err(e) => return Err(describe(&e)),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// RFC 7386 JSON merge patch of `target` by `patch`.
+fn json_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    let target = target.as_object_mut().expect("made an object");
+    for (key, value) in patch {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            json_merge(
+                target.entry(key.clone()).or_insert(serde_json::Value::Null),
+                value,
+            );
+        }
     }
 }
 

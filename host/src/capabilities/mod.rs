@@ -29,8 +29,14 @@ pub struct Grant {
     pub pki_sign: Vec<String>,
     /// CAs the phase may create.
     pub pki_create: Vec<String>,
+    /// Whether the phase may encrypt files for kubeadm's `kubeadm-certs` Secret.
+    pub pki_seal: bool,
     /// Node paths the phase may ask about.
     pub node_paths: Vec<String>,
+    /// Services of the node the phase may stop, start or restart.
+    pub node_services: Vec<String>,
+    /// URL patterns the phase may probe (`*` matches any run of characters).
+    pub node_probes: Vec<String>,
     /// What the phase may do through the Kubernetes API.
     pub kube: Vec<kube::KubeRule>,
 }
@@ -77,6 +83,9 @@ impl Grant {
         {
             missing.push(format!("pki: create {ca}"));
         }
+        if request.pki_seal && !self.pki_seal {
+            missing.push("pki: seal files for upload".into());
+        }
         for path in request
             .node_paths
             .iter()
@@ -84,8 +93,61 @@ impl Grant {
         {
             missing.push(format!("node: path-exists {path}"));
         }
+        for service in request
+            .node_services
+            .iter()
+            .filter(|s| !self.node_services.contains(s))
+        {
+            missing.push(format!("node: service {service}"));
+        }
+        for url in request
+            .node_probes
+            .iter()
+            .filter(|u| !self.node_probes.contains(u))
+        {
+            missing.push(format!("node: probe {url}"));
+        }
         missing.extend(self.missing_kube(&request.kube));
         missing
+    }
+}
+
+impl Grant {
+    /// This grant widened to cover `request`: what the operator would grant to run it.
+    pub fn widened_to(&self, request: &CapabilityRequest) -> Grant {
+        let mut grant = self.clone();
+        for fs in &request.fs {
+            let wanted = if fs.writable {
+                Access::ReadWrite
+            } else {
+                Access::Read
+            };
+            let granted = grant.fs.entry(fs.root.clone()).or_insert(wanted);
+            *granted = (*granted).max(wanted);
+        }
+        let add = |list: &mut Vec<String>, wanted: &[String]| {
+            for item in wanted {
+                if !list.contains(item) {
+                    list.push(item.clone());
+                }
+            }
+        };
+        add(&mut grant.pki_sign, &request.pki_sign);
+        add(&mut grant.pki_create, &request.pki_create);
+        grant.pki_seal |= request.pki_seal;
+        add(&mut grant.node_paths, &request.node_paths);
+        add(&mut grant.node_services, &request.node_services);
+        add(&mut grant.node_probes, &request.node_probes);
+        if !self.missing_kube(&request.kube).is_empty() {
+            grant
+                .kube
+                .extend(request.kube.iter().map(|rule| kube::KubeRule {
+                    verbs: rule.verbs.clone(),
+                    resources: rule.resources.clone(),
+                    namespaces: rule.namespaces.clone(),
+                }));
+        }
+        grant
     }
 }
 
@@ -115,6 +177,12 @@ pub struct HostContext {
     pub started: SystemTime,
     /// The run's Kubernetes API client, made on first use.
     pub kube: kube::KubeAccess,
+    /// How services of the node are stopped and started.
+    pub services: node::ServiceManager,
+    /// The node's advertise address: besides loopback, the only address a probe may reach.
+    pub advertise_address: Option<std::net::IpAddr>,
+    /// The key that encrypts the `kubeadm-certs` Secret.
+    pub certificate_key: pki::seal::CertificateKey,
 }
 
 impl HostContext {

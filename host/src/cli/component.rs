@@ -9,10 +9,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::capabilities::{Grant, HostContext, Roots};
+use crate::config::InitFlags;
 use crate::effects::Effects;
 use crate::runtime::bindings::CapabilityRequest;
 use crate::runtime::{Runtime, digest};
-use crate::workflow::{Filling, INIT_PHASES, stock};
+use crate::workflow::lock::{self as lockfile, Lockfile};
+use crate::workflow::{Filling, RunOptions, Runner, stock, tree};
 
 #[derive(Args)]
 pub struct ComponentCommand {
@@ -24,8 +26,18 @@ pub struct ComponentCommand {
 enum ComponentSubcommand {
     /// Show every init slot and the component that fills it, with its digest.
     List {
+        /// A config file whose PhaseConfiguration refills or adds slots.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[arg(short, long, value_enum, default_value = "text")]
         output: Format,
+    },
+    /// Record each slot's component digest and grant in the lockfile beside the config file
+    /// (kubeforge.lock.yaml); later runs refuse components that differ from it.
+    Lock {
+        /// The config file (with its PhaseConfiguration, if any) to lock.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
     /// Show a component's digest, size, WIT imports and exports, and the capabilities it requests.
     Inspect {
@@ -46,7 +58,7 @@ enum Format {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SlotEntry {
-    slot: &'static str,
+    slot: String,
     component: Option<String>,
     digest: Option<String>,
 }
@@ -68,26 +80,34 @@ struct Inspection {
 
 pub fn run(command: ComponentCommand, cache_dir: Option<PathBuf>) -> Result<()> {
     match command.command {
-        ComponentSubcommand::List { output } => list(output),
+        ComponentSubcommand::List { config, output } => list(config.as_deref(), output),
+        ComponentSubcommand::Lock { config } => lock(&config, cache_dir),
         ComponentSubcommand::Inspect { component, output } => {
             inspect(&component, output, cache_dir)
         }
     }
 }
 
-fn list(output: Format) -> Result<()> {
-    let entries: Vec<SlotEntry> = INIT_PHASES
+fn list(config: Option<&Path>, output: Format) -> Result<()> {
+    let slots = match config {
+        Some(path) => {
+            let loaded = crate::config::load_init(Some(path), &InitFlags::default())?;
+            tree::slots_for(
+                loaded.phase_configuration.as_ref(),
+                loaded.config_dir.as_deref(),
+            )?
+        }
+        None => tree::stock_slots(),
+    };
+    let entries: Vec<SlotEntry> = slots
         .iter()
-        .map(|slot| match slot.filling {
-            Filling::Component(name) => SlotEntry {
-                slot: slot.name,
-                component: Some(format!("builtin:{name}")),
-                digest: stock::component(name).map(digest),
-            },
-            Filling::Unavailable { .. } => SlotEntry {
-                slot: slot.name,
-                component: None,
-                digest: None,
+        .map(|slot| SlotEntry {
+            slot: slot.name.clone(),
+            component: slot.filling.source(),
+            digest: match &slot.filling {
+                Filling::Builtin(name) => stock::component(name).map(digest),
+                Filling::File { sha256, .. } => Some(format!("sha256:{sha256}")),
+                Filling::Unavailable => None,
             },
         })
         .collect();
@@ -98,10 +118,10 @@ fn list(output: Format) -> Result<()> {
             kubeforge_api::yaml::to_string(&serde_json::to_value(&entries)?)
         ),
         Format::Text => {
-            println!("{:<20} {:<26} DIGEST", "SLOT", "COMPONENT");
+            println!("{:<22} {:<28} DIGEST", "SLOT", "COMPONENT");
             for entry in &entries {
                 println!(
-                    "{:<20} {:<26} {}",
+                    "{:<22} {:<28} {}",
                     entry.slot,
                     entry.component.as_deref().unwrap_or("(not in this build)"),
                     entry.digest.as_deref().unwrap_or("-"),
@@ -112,6 +132,46 @@ fn list(output: Format) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn lock(config: &Path, cache_dir: Option<PathBuf>) -> Result<()> {
+    let loaded = crate::config::load_init(Some(config), &InitFlags::default())?;
+    let mut profile = super::init::profile(&loaded, Some(config))?;
+    let slots = profile.slots.clone();
+    profile.lock = None;
+    let runner = Runner::new(
+        RunOptions {
+            root: PathBuf::from("/"),
+            cache_dir,
+            dry_run: true,
+            journal: None,
+            service_command: None,
+            upload_certs: false,
+            print_certificate_key: false,
+            profile,
+        },
+        loaded.effective,
+    )?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut components = Vec::new();
+    for slot in &slots {
+        if let Some(entry) = tokio.block_on(runner.lock_entry(slot))? {
+            components.push(entry);
+        }
+    }
+    let path = lockfile::default_path(config);
+    Lockfile::new(components).write(&path)?;
+    println!(
+        "Locked {} components in {}",
+        slots
+            .iter()
+            .filter(|s| s.filling != Filling::Unavailable)
+            .count(),
+        path.display()
+    );
     Ok(())
 }
 
@@ -147,6 +207,9 @@ fn inspect(component: &str, output: Format, cache_dir: Option<PathBuf>) -> Resul
         node_root: PathBuf::from("/"),
         started: SystemTime::now(),
         kube: Default::default(),
+        services: Default::default(),
+        advertise_address: None,
+        certificate_key: Default::default(),
     });
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()

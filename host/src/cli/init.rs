@@ -1,12 +1,15 @@
 //! `kubeforge init` and `kubeforge init phase <phase> [<sub-phase>]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use super::NodeOptions;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::config::{self, InitFlags};
-use crate::workflow::{self, INIT_PHASES, RunOptions, Runner};
+use crate::workflow::lock::{self, Lockfile};
+use crate::workflow::{Profile, RunOptions, Runner, tree};
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -101,6 +104,12 @@ struct InitFlagArgs {
     /// Don't apply any changes; just output what would be done.
     #[arg(long)]
     dry_run: bool,
+    /// Upload control-plane certificates to the kubeadm-certs Secret.
+    #[arg(long)]
+    upload_certs: bool,
+    /// Don't print the key used to encrypt the control-plane certificates.
+    #[arg(long)]
+    skip_certificate_key_print: bool,
 }
 
 impl InitFlagArgs {
@@ -130,20 +139,15 @@ impl InitFlagArgs {
     }
 }
 
-pub fn run(
-    command: InitCommand,
-    root: PathBuf,
-    cache_dir: Option<PathBuf>,
-    journal: Option<PathBuf>,
-) -> Result<()> {
+pub fn run(command: InitCommand, node: NodeOptions) -> Result<()> {
     match command.subcommand {
-        None => run_workflow(&command.flags, root, cache_dir, journal, None),
+        None => run_workflow(&command.flags, node, None),
         Some(InitSubcommand::Phase(PhaseCommand { phase: None, .. })) => {
             println!(
                 "The phases of `kubeforge init` (run one with `kubeforge init phase <phase> [<sub-phase>|all]`):"
             );
-            for slot in INIT_PHASES {
-                println!("  {:<20} {}", slot.name, slot.description);
+            for (phase, description) in tree::phases() {
+                println!("  {phase:<20} {description}");
             }
             Ok(())
         }
@@ -151,24 +155,23 @@ pub fn run(
             phase: Some(phase),
             sub_phase,
             flags,
-        })) => run_workflow(&flags, root, cache_dir, journal, Some((phase, sub_phase))),
+        })) => run_workflow(&flags, node, Some((phase, sub_phase))),
     }
 }
 
 fn run_workflow(
     args: &InitFlagArgs,
-    root: PathBuf,
-    cache_dir: Option<PathBuf>,
-    journal: Option<PathBuf>,
+    node: NodeOptions,
     single: Option<(String, Option<String>)>,
 ) -> Result<()> {
     let loaded = config::load_init(args.config.as_deref(), &args.to_flags())?;
     for warning in &loaded.warnings {
         eprintln!("W {warning}");
     }
+    let profile = profile(&loaded, args.config.as_deref())?;
     let mut skip = args.skip_phases.clone();
     skip.extend(loaded.effective.init.skip_phases.iter().cloned());
-    workflow::validate_skip_phases(&skip)?;
+    tree::validate_skip_phases(&profile.slots, &skip)?;
     let dry_run = args.dry_run || loaded.effective.init.dry_run;
     let version = loaded
         .effective
@@ -182,28 +185,20 @@ fn run_workflow(
         .context("starting the async runtime")?;
     let mut runner = Runner::new(
         RunOptions {
-            root,
-            cache_dir,
+            root: node.root,
+            cache_dir: node.cache_dir,
             dry_run,
-            journal,
+            journal: node.journal,
+            service_command: Some(node.service_command),
+            upload_certs: args.upload_certs,
+            print_certificate_key: !args.skip_certificate_key_print,
+            profile,
         },
         loaded.effective,
     )?;
     let result = runtime.block_on(async {
         match &single {
-            Some((phase, sub_phase)) => {
-                let slot = workflow::slot(phase).with_context(|| {
-                    format!(
-                        "unknown phase {phase:?}; the phases are: {}",
-                        INIT_PHASES
-                            .iter()
-                            .map(|s| s.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?;
-                runner.run_phase(slot, sub_phase.as_deref(), &skip).await
-            }
+            Some((phase, sub_phase)) => runner.run_phase(phase, sub_phase.as_deref(), &skip).await,
             None => {
                 println!("[init] Using Kubernetes version: {version}");
                 runner.run_all(&skip).await
@@ -218,4 +213,21 @@ fn run_workflow(
         }
     }
     result
+}
+
+/// The slots of this run (the config file's PhaseConfiguration laid over kubeadm's tree) and the
+/// lockfile beside the config file, if there is one.
+pub fn profile(loaded: &config::LoadedConfig, config_path: Option<&Path>) -> Result<Profile> {
+    let slots = tree::slots_for(
+        loaded.phase_configuration.as_ref(),
+        loaded.config_dir.as_deref(),
+    )?;
+    let lock = match config_path {
+        Some(config) => {
+            let path = lock::default_path(config);
+            Lockfile::read(&path)?.map(|lock| (path, lock))
+        }
+        None => None,
+    };
+    Ok(Profile { slots, lock })
 }

@@ -30,6 +30,16 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     journal: Option<PathBuf>,
 
+    /// How to control the node's services (the kubelet): a program run as `<command> <stop|start|restart> <service>`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "COMMAND",
+        env = "KUBEFORGE_SERVICE_COMMAND",
+        default_value = "systemctl"
+    )]
+    service_command: String,
+
     /// Log verbosity for diagnostics on stderr (`-v` debug, `-vv` trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -50,13 +60,29 @@ enum Command {
     Version(version::VersionCommand),
 }
 
+/// The global options of the commands that act on the node.
+pub struct NodeOptions {
+    pub root: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    pub journal: Option<PathBuf>,
+    pub service_command: String,
+}
+
 /// Parse the command line, run it, and turn errors into a message and an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let cache_dir = cli.cache_dir.clone().or_else(default_cache_dir);
     let result = match cli.command {
-        Command::Init(command) => init::run(*command, cli.root, cache_dir, cli.journal),
+        Command::Init(command) => init::run(
+            *command,
+            NodeOptions {
+                root: cli.root,
+                cache_dir: cache_dir.clone(),
+                journal: cli.journal,
+                service_command: cli.service_command,
+            },
+        ),
         Command::Component(command) => component::run(command, cache_dir),
         Command::Config(command) => config::run(command),
         Command::Version(command) => version::run(command),

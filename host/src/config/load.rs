@@ -24,7 +24,7 @@ pub(super) struct ConfigDocuments {
     pub cluster: Option<ClusterConfiguration>,
     pub kubelet: Option<Value>,
     pub kube_proxy: Option<Value>,
-    pub phase_configuration: Option<Value>,
+    pub phase_configuration: Option<super::profile::PhaseConfiguration>,
     pub warnings: Vec<String>,
 }
 
@@ -147,7 +147,7 @@ pub(super) fn parse_config_documents(
             }
             (PHASE_CONFIG_VERSION, "PhaseConfiguration") => store_once(
                 &mut parsed.phase_configuration,
-                Value::Object(object),
+                decode_typed(raw, &kind_error)?,
                 &kind_error,
             )?,
             _ => {
@@ -239,7 +239,9 @@ mode: ipvs
 ---
 apiVersion: kubeforge.dev/v1alpha1
 kind: PhaseConfiguration
-slots: {}
+phases:
+- slot: addon/coredns
+  component: builtin:kube-dns
 ---
 ",
         )
@@ -255,7 +257,10 @@ slots: {}
         );
         assert_eq!(documents.kubelet.unwrap()["cgroupDriver"], "systemd");
         assert_eq!(documents.kube_proxy.unwrap()["mode"], "ipvs");
-        assert!(documents.phase_configuration.is_some());
+        assert_eq!(
+            documents.phase_configuration.unwrap().phases[0].component,
+            "builtin:kube-dns"
+        );
         assert!(documents.warnings.is_empty());
     }
 

@@ -8,6 +8,7 @@ mod error;
 mod flags;
 mod load;
 mod print;
+pub mod profile;
 mod validate;
 
 use std::path::Path;
@@ -23,13 +24,12 @@ pub use print::init_defaults_yaml;
 /// configs and kubeforge's phase configuration, which stay opaque here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedConfig {
+    /// The kubeadm kinds, defaulted, with the component configs as written.
     pub effective: EffectiveConfig,
-    /// `kubelet.config.k8s.io/v1beta1 KubeletConfiguration`, as written in the file.
-    pub kubelet: Option<serde_json::Value>,
-    /// `kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration`, as written in the file.
-    pub kube_proxy: Option<serde_json::Value>,
-    /// `kubeforge.dev/v1alpha1 PhaseConfiguration`, as written in the file.
-    pub phase_configuration: Option<serde_json::Value>,
+    /// `kubeforge.dev/v1alpha1 PhaseConfiguration`: which component fills which slot.
+    pub phase_configuration: Option<profile::PhaseConfiguration>,
+    /// The directory of the config file: `file:` components are found relative to it.
+    pub config_dir: Option<std::path::PathBuf>,
     /// Things the user should know that do not stop `init` (ignored documents, rewritten values).
     pub warnings: Vec<String>,
 }
@@ -53,9 +53,8 @@ fn load_init_on(
     let mut effective = EffectiveConfig::default();
     let mut loaded = LoadedConfig {
         effective: EffectiveConfig::default(),
-        kubelet: None,
-        kube_proxy: None,
         phase_configuration: None,
+        config_dir: None,
         warnings: Vec::new(),
     };
     match config_path {
@@ -69,9 +68,10 @@ fn load_init_on(
             }
             effective.init = documents.init.unwrap_or_default();
             effective.cluster = documents.cluster.unwrap_or_default();
-            loaded.kubelet = documents.kubelet;
-            loaded.kube_proxy = documents.kube_proxy;
+            effective.kubelet = documents.kubelet;
+            effective.kube_proxy = documents.kube_proxy;
             loaded.phase_configuration = documents.phase_configuration;
+            loaded.config_dir = path.parent().map(Path::to_path_buf);
             loaded.warnings = documents.warnings;
             flags::apply_flags_allowed_with_config(flags, &mut effective);
         }

@@ -45,11 +45,13 @@ fn init_defaults() -> (InitConfiguration, ClusterConfiguration) {
             ..Default::default()
         },
         cluster: ClusterConfiguration::default(),
+        ..Default::default()
     };
     apply_static_defaults(&mut config);
     let EffectiveConfig {
         mut init,
         mut cluster,
+        ..
     } = config;
     // kubeadm prints the taints it has not defaulted yet (`taints: null`) and the version as
     // `<major>.<minor>.0` of its own release.

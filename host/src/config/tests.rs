@@ -152,7 +152,7 @@ fn no_file_and_no_flags_gives_kubeadms_defaults() {
         config.cluster.kubernetes_version.as_deref(),
         Some(DEFAULT_KUBERNETES_VERSION)
     );
-    assert!(loaded.kubelet.is_none() && loaded.warnings.is_empty());
+    assert!(loaded.effective.kubelet.is_none() && loaded.warnings.is_empty());
 
     // Phases read these without further defaulting.
     let json = serde_json::to_value(config).unwrap();
@@ -219,8 +219,8 @@ fn a_full_file_is_read_kept_and_validated() {
             .to_string(),
         "fd00:10:96::a"
     );
-    assert_eq!(loaded.kubelet.unwrap()["cgroupDriver"], "systemd");
-    assert_eq!(loaded.kube_proxy.unwrap()["mode"], "nftables");
+    assert_eq!(loaded.effective.kubelet.unwrap()["cgroupDriver"], "systemd");
+    assert_eq!(loaded.effective.kube_proxy.unwrap()["mode"], "nftables");
 }
 
 #[test]

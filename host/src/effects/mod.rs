@@ -65,6 +65,15 @@ impl Effects {
         }
     }
 
+    /// Record an action on the node (a service restart) in the plan.
+    pub fn plan_node_action(&self, phase: &str, what: &str) {
+        if let Some(plan) = &self.plan {
+            plan.lock()
+                .expect("plan lock")
+                .record_node_action(phase, what);
+        }
+    }
+
     pub fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
     }

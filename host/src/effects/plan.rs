@@ -46,6 +46,11 @@ enum Step {
         target: String,
         yaml: Option<String>,
     },
+    /// Anything else done to the node, e.g. `restart service kubelet`.
+    NodeAction {
+        phase: String,
+        what: String,
+    },
 }
 
 /// Recorded effects, in order, with an overlay of the files they leave behind.
@@ -115,6 +120,14 @@ impl Plan {
         });
     }
 
+    /// An action on the node other than a file, e.g. `restart service kubelet`.
+    pub fn record_node_action(&mut self, phase: &str, what: &str) {
+        self.steps.push(Step::NodeAction {
+            phase: phase.into(),
+            what: what.into(),
+        });
+    }
+
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
@@ -167,6 +180,9 @@ impl Plan {
                         let _ = writeln!(out, "    {line}");
                     }
                 }
+                Step::NodeAction { phase, what } => {
+                    let _ = writeln!(out, "[dryrun] [{phase}] Would {what}");
+                }
                 Step::Remove { phase, path } => {
                     let _ = writeln!(
                         out,
@@ -218,5 +234,10 @@ mod tests {
         );
         let text = plan.render();
         assert!(text.contains("[dryrun] [upload-config] Would perform action APPLY on ConfigMap kube-system/x\n    kind: ConfigMap\n"));
+        plan.record_node_action("kubelet-start", "restart service kubelet");
+        assert!(
+            plan.render()
+                .ends_with("[dryrun] [kubelet-start] Would restart service kubelet\n")
+        );
     }
 }

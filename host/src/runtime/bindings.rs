@@ -3,12 +3,16 @@
 wasmtime::component::bindgen!({
     world: "phase-component",
     path: "../wit",
-    // The API calls wait on the network: async, so the run's deadline still bounds them.
+    // The API calls, service control and probes wait on the network or a process: async, so the run's deadline still bounds them.
     imports: {
         default: trappable,
         "kubeforge:phase/kube.apply": async | trappable,
         "kubeforge:phase/kube.get": async | trappable,
         "kubeforge:phase/kube.delete": async | trappable,
+        "kubeforge:phase/kube.patch": async | trappable,
+        "kubeforge:phase/kube.wait": async | trappable,
+        "kubeforge:phase/node.control-service": async | trappable,
+        "kubeforge:phase/node.probe": async | trappable,
     },
     exports: { default: async },
     with: {

@@ -1,7 +1,9 @@
-//! The phase tree of `init`, in kubeadm's order, and the runner that fills each slot with a
-//! component, checks it against its grant and runs it.
+//! The runner of `init`: it fills each slot of the tree with its component, checks the
+//! component against its grant (and the lockfile, if there is one) and runs it.
 
+pub mod lock;
 pub mod stock;
+pub mod tree;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -11,117 +13,16 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::capabilities::kube::KubeAccess;
+use crate::capabilities::node::ServiceManager;
+use crate::capabilities::pki::seal::CertificateKey;
 use crate::capabilities::{Grant, HostContext, PhaseState, Roots};
+use crate::config::profile::GrantSpec;
 use crate::effects::{Effects, Journal, Origin, Plan};
-use crate::runtime::bindings::{PhaseContext, PhaseError};
+use crate::runtime::bindings::{PhaseContext, PhaseError, PhaseInfo};
 use crate::runtime::{Limits, LoadedPhase, RunError, Runtime};
 use kubeforge_api::EffectiveConfig;
-
-/// What fills a slot of the tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filling {
-    /// A stock component.
-    Component(&'static str),
-    /// Nothing in this build: `init` reports it and, if later phases depend on it, stops.
-    Unavailable { blocks_later_phases: bool },
-}
-
-/// One top-level phase of `init`.
-#[derive(Debug, Clone, Copy)]
-pub struct Slot {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub filling: Filling,
-}
-
-/// kubeadm's `init` phases, in order.
-pub const INIT_PHASES: &[Slot] = &[
-    Slot {
-        name: "preflight",
-        description: "Run pre-flight checks",
-        filling: Filling::Unavailable {
-            blocks_later_phases: false,
-        },
-    },
-    Slot {
-        name: "certs",
-        description: "Certificate generation",
-        filling: Filling::Component("certs"),
-    },
-    Slot {
-        name: "kubeconfig",
-        description: "Generate all kubeconfig files necessary to establish the control plane and the admin kubeconfig file",
-        filling: Filling::Component("kubeconfig"),
-    },
-    Slot {
-        name: "etcd",
-        description: "Generate static Pod manifest file for local etcd",
-        filling: Filling::Component("etcd"),
-    },
-    Slot {
-        name: "control-plane",
-        description: "Generate all static Pod manifest files necessary to establish the control plane",
-        filling: Filling::Component("control-plane"),
-    },
-    Slot {
-        name: "kubelet-start",
-        description: "Write kubelet settings and (re)start the kubelet",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
-    },
-    Slot {
-        name: "wait-control-plane",
-        description: "Wait for the control plane to start",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
-    },
-    Slot {
-        name: "upload-config",
-        description: "Upload the kubeadm and kubelet configuration to a ConfigMap",
-        filling: Filling::Component("upload-config"),
-    },
-    Slot {
-        name: "upload-certs",
-        description: "Upload certificates to kubeadm-certs",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
-    },
-    Slot {
-        name: "mark-control-plane",
-        description: "Mark a node as a control-plane",
-        filling: Filling::Component("mark-control-plane"),
-    },
-    Slot {
-        name: "bootstrap-token",
-        description: "Generates bootstrap tokens used to join a node to a cluster",
-        filling: Filling::Component("bootstrap-token"),
-    },
-    Slot {
-        name: "kubelet-finalize",
-        description: "Updates settings relevant to the kubelet after TLS bootstrap",
-        filling: Filling::Unavailable {
-            blocks_later_phases: true,
-        },
-    },
-    Slot {
-        name: "addon",
-        description: "Install required addons for passing conformance tests",
-        filling: Filling::Component("addon"),
-    },
-    Slot {
-        name: "show-join-command",
-        description: "Show the join command for control-plane and worker node",
-        filling: Filling::Component("show-join-command"),
-    },
-];
-
-/// The slot named `name`.
-pub fn slot(name: &str) -> Option<&'static Slot> {
-    INIT_PHASES.iter().find(|slot| slot.name == name)
-}
+use lock::{LockedComponent, Lockfile};
+pub use tree::{Filling, Slot};
 
 /// A component and the grant it runs under.
 pub struct GrantedComponent {
@@ -142,7 +43,38 @@ impl GrantedComponent {
             grant: stock::grant(name),
         })
     }
+
+    /// What fills `slot`; none for an unavailable slot.
+    pub fn for_slot(slot: &Slot) -> Result<Option<Self>> {
+        Ok(match &slot.filling {
+            Filling::Builtin(name) => Some(Self::stock(name)?),
+            Filling::File {
+                path,
+                sha256,
+                grant,
+            } => Some(Self {
+                name: path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                ),
+                wasm: Cow::Owned(tree::read_pinned(path, sha256)?),
+                grant: grant.clone(),
+            }),
+            Filling::Unavailable => None,
+        })
+    }
 }
+
+/// The slots a run fills, and the lockfile that pins them, if any.
+#[derive(Default)]
+pub struct Profile {
+    /// The tree; empty means kubeadm's with the stock components.
+    pub slots: Vec<Slot>,
+    pub lock: Option<(PathBuf, Lockfile)>,
+}
+
+/// The output that carries the certificate key to the phases after upload-certs.
+pub const CERTIFICATE_KEY_OUTPUT: &str = "certificate-key";
 
 /// Where a run reads and writes, and how.
 pub struct RunOptions {
@@ -153,6 +85,13 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Where the journal of effects goes; `None`: `<root>/etc/kubernetes/tmp/kubeforge-journal.jsonl`.
     pub journal: Option<PathBuf>,
+    /// `--service-command`: how services are controlled; `None`: systemctl.
+    pub service_command: Option<String>,
+    /// `--upload-certs`: run the upload-certs phase (kubeadm skips it otherwise).
+    pub upload_certs: bool,
+    /// Print the certificate key once a phase has used it (`--skip-certificate-key-print` off).
+    pub print_certificate_key: bool,
+    pub profile: Profile,
 }
 
 /// A prepared `init` run: the runtime, the shared host context and the configuration.
@@ -161,6 +100,10 @@ pub struct Runner {
     host: Arc<HostContext>,
     config: EffectiveConfig,
     outputs: Vec<(String, String)>,
+    slots: Vec<Slot>,
+    lock: Option<(PathBuf, Lockfile)>,
+    upload_certs: bool,
+    print_certificate_key: bool,
 }
 
 /// The logical fs roots for `config`, under `root`.
@@ -208,13 +151,34 @@ impl Runner {
                 Some(timeout) => KubeAccess::new(timeout),
                 None => KubeAccess::default(),
             },
+            services: options
+                .service_command
+                .as_deref()
+                .map(ServiceManager::new)
+                .unwrap_or_default(),
+            advertise_address: config.advertise_address().parse().ok(),
+            certificate_key: CertificateKey::new(config.init.certificate_key.clone()),
         });
+        let slots = if options.profile.slots.is_empty() {
+            tree::stock_slots()
+        } else {
+            options.profile.slots
+        };
         Ok(Self {
             runtime,
             host,
             config,
             outputs: Vec::new(),
+            slots,
+            lock: options.profile.lock,
+            upload_certs: options.upload_certs,
+            print_certificate_key: options.print_certificate_key,
         })
+    }
+
+    /// The slots this run fills, in order.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
     }
 
     /// Load a component and refuse it if it asks for more than its grant; its `describe()` runs
@@ -224,7 +188,7 @@ impl Runner {
         slot_name: &str,
         component: &GrantedComponent,
         limits: Limits,
-    ) -> Result<(LoadedPhase, Vec<String>)> {
+    ) -> Result<(LoadedPhase, PhaseInfo)> {
         let loaded = self.runtime.load(&component.name, &component.wasm)?;
         let info = self
             .runtime
@@ -232,34 +196,138 @@ impl Runner {
             .await?;
         let missing = component.grant.missing(&info.requests);
         if !missing.is_empty() {
+            let needed = GrantSpec::from(&component.grant.widened_to(&info.requests));
             bail!(
-                "refusing to run phase {slot_name}: component {} ({}) requests more than its grant:\n  {}",
+                "refusing to run phase {slot_name}: component {} ({}) requests more than its grant:\n  {}\n\
+                 After reviewing the component, grant it in the PhaseConfiguration entry of slot {slot_name}:\n{}",
                 component.name,
                 loaded.digest,
-                missing.join("\n  ")
+                missing.join("\n  "),
+                needed.to_profile_yaml(2)
             );
         }
-        let sub_phases = info.sub_phases.into_iter().map(|sub| sub.name).collect();
-        Ok((loaded, sub_phases))
+        Ok((loaded, info))
     }
 
-    /// Run one slot, or one of its sub-phases.
+    /// The digest and grant of the component in `slot`, checked as a run would check it, for the
+    /// lockfile. None for an unavailable slot.
+    pub async fn lock_entry(&self, slot: &Slot) -> Result<Option<LockedComponent>> {
+        let Some(component) = GrantedComponent::for_slot(slot)? else {
+            return Ok(None);
+        };
+        let (loaded, _) = self.load(&slot.name, &component, Limits::default()).await?;
+        Ok(Some(LockedComponent {
+            slot: slot.name.clone(),
+            component: slot.filling.source().unwrap_or_default(),
+            digest: loaded.digest,
+            grant: GrantSpec::from(&component.grant),
+        }))
+    }
+
+    /// `init phase <phase> [<sub-phase>]`: one slot, a sub-phase of its component, or every
+    /// slot of a group (`addon`).
     pub async fn run_phase(
+        &mut self,
+        phase: &str,
+        sub_phase: Option<&str>,
+        skip: &[String],
+    ) -> Result<()> {
+        let group: Vec<Slot> = self
+            .slots
+            .iter()
+            .filter(|slot| slot.phase() == phase)
+            .cloned()
+            .collect();
+        match (group.as_slice(), sub_phase) {
+            ([], _) => bail!(
+                "unknown phase {phase:?}; the phases are: {}",
+                tree::top_level(&self.slots).join(", ")
+            ),
+            ([slot], _) if slot.member().is_none() => self.run_slot(slot, sub_phase, skip).await,
+            (_, None | Some("all")) => {
+                for slot in &group {
+                    if !is_skipped(slot, skip) {
+                        self.run_slot(slot, None, skip).await?;
+                    }
+                }
+                Ok(())
+            }
+            (_, Some(member)) => {
+                let Some(slot) = group.iter().find(|slot| slot.member() == Some(member)) else {
+                    bail!(
+                        "phase {phase:?} has no sub-phase {member:?}; its sub-phases are: all, {}",
+                        group
+                            .iter()
+                            .filter_map(Slot::member)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                };
+                self.run_slot(slot, None, skip).await
+            }
+        }
+    }
+
+    /// Run the component in `slot` (all of it, or one sub-phase), unless the configuration or
+    /// the flags say kubeadm would skip it.
+    async fn run_slot(
         &mut self,
         slot: &Slot,
         sub_phase: Option<&str>,
         skip: &[String],
     ) -> Result<()> {
-        let Filling::Component(name) = slot.filling else {
-            bail!(
-                "phase {:?} is not available in this kubeforge build yet; skip it with --skip-phases={}",
-                slot.name,
+        if let Some(line) = self.skip_reason(slot) {
+            println!("{line}");
+            return Ok(());
+        }
+        let Some(component) = GrantedComponent::for_slot(slot)? else {
+            eprintln!(
+                "[{}] not available in this kubeforge build yet; skipped",
                 slot.name
             );
+            return Ok(());
         };
-        let component = GrantedComponent::stock(name)?;
-        self.run_component(slot.name, &component, sub_phase, skip, Limits::default())
+        let limits = self.limits_for(slot);
+        self.run_component(&slot.name, &component, sub_phase, skip, limits)
             .await
+    }
+
+    /// Why kubeadm would not run `slot` with this configuration and these flags, as the line
+    /// it prints.
+    fn skip_reason(&self, slot: &Slot) -> Option<&'static str> {
+        match slot.name.as_str() {
+            "upload-certs" if !self.upload_certs => {
+                Some("[upload-certs] Skipping phase. Please see --upload-certs")
+            }
+            // Whatever fills the DNS slot (CoreDNS, kube-dns) honours dns.disabled.
+            "addon/coredns" if self.config.cluster.dns.disabled => {
+                Some("[addons] Not installing the DNS addon: dns.disabled is set")
+            }
+            "addon/kube-proxy" if self.config.cluster.proxy.disabled => {
+                Some("[addons] Not installing kube-proxy addon: proxy.disabled is set")
+            }
+            _ => None,
+        }
+    }
+
+    /// The limits of a run of `slot`: the default, plus the configured health-check timeouts
+    /// for the phase that waits for the control plane.
+    fn limits_for(&self, slot: &Slot) -> Limits {
+        let mut limits = Limits::default();
+        if slot.name == "wait-control-plane" {
+            let timeouts = self.config.init.timeouts.as_ref();
+            for timeout in [
+                timeouts.and_then(|t| t.kubelet_health_check),
+                timeouts.and_then(|t| t.control_plane_component_health_check),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.to_std())
+            {
+                limits.deadline += timeout;
+            }
+        }
+        limits
     }
 
     /// Run `component` in the slot `slot_name` under `limits`: the whole phase (`None` or
@@ -272,7 +340,17 @@ impl Runner {
         skip: &[String],
         limits: Limits,
     ) -> Result<()> {
-        let (loaded, sub_phases) = self.load(slot_name, component, limits).await?;
+        let (loaded, info) = self.load(slot_name, component, limits).await?;
+        if let Some((path, lock)) = &self.lock {
+            lock.check(
+                path,
+                slot_name,
+                &loaded.digest,
+                &component.grant,
+                &info.requests,
+            )?;
+        }
+        let sub_phases: Vec<String> = info.sub_phases.into_iter().map(|sub| sub.name).collect();
         let selected: Vec<Option<&str>> = match sub_phase {
             Some("all") | None => {
                 let skipped: Vec<&str> = sub_phases
@@ -297,8 +375,12 @@ impl Runner {
                 sub_phases.join(", ")
             ),
         };
-        let config = serde_json::to_string(&self.config)
-            .context("encoding the configuration for the phase")?;
+        // The certificate key stays in the host: phases that seal files get ciphertext, and only
+        // the phases after that get the key (as an output).
+        let mut config = self.config.clone();
+        config.init.certificate_key = None;
+        let config =
+            serde_json::to_string(&config).context("encoding the configuration for the phase")?;
         for sub in selected {
             let context = PhaseContext {
                 config: config.clone(),
@@ -327,41 +409,35 @@ impl Runner {
                 .with_context(|| format!("writing the files of phase {slot_name}"))?;
             let report = outcome.map_err(|e| phase_failure(slot_name, sub, e))?;
             self.outputs.extend(report.outputs);
+            self.share_certificate_key(slot_name);
         }
         Ok(())
     }
 
+    /// Once a phase has sealed files with the certificate key, print the key for the operator
+    /// (as kubeadm does) and pass it to later phases for the control-plane join command.
+    fn share_certificate_key(&mut self, slot_name: &str) {
+        let Some(key) = self.host.certificate_key.hex() else {
+            return;
+        };
+        if self
+            .outputs
+            .iter()
+            .any(|(name, _)| name == CERTIFICATE_KEY_OUTPUT)
+        {
+            return;
+        }
+        if self.print_certificate_key {
+            println!("[{slot_name}] Using certificate key:\n{key}");
+        }
+        self.outputs.push((CERTIFICATE_KEY_OUTPUT.into(), key));
+    }
+
     /// Run the whole tree, skipping `skip` (`phase` or `phase/sub-phase`).
     pub async fn run_all(&mut self, skip: &[String]) -> Result<()> {
-        for slot in INIT_PHASES {
-            if skip.iter().any(|s| s == slot.name) {
-                continue;
-            }
-            match slot.filling {
-                Filling::Component(_) => self.run_phase(slot, None, skip).await?,
-                Filling::Unavailable {
-                    blocks_later_phases: false,
-                } => {
-                    eprintln!(
-                        "[{}] not available in this kubeforge build yet; skipped",
-                        slot.name
-                    );
-                }
-                Filling::Unavailable {
-                    blocks_later_phases: true,
-                } => {
-                    bail!(
-                        "phase {:?} is not available in this kubeforge build yet, and the phases after it depend on it; \
-                         the phases before it ran, the rest did not (skip them with --skip-phases={} to stop here without an error)",
-                        slot.name,
-                        INIT_PHASES
-                            .iter()
-                            .skip_while(|s| s.name != slot.name)
-                            .map(|s| s.name)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    );
-                }
+        for slot in self.slots.clone() {
+            if !is_skipped(&slot, skip) {
+                self.run_slot(&slot, None, skip).await?;
             }
         }
         Ok(())
@@ -373,22 +449,9 @@ impl Runner {
     }
 }
 
-/// Check `--skip-phases` entries against the tree.
-pub fn validate_skip_phases(skip: &[String]) -> Result<()> {
-    for entry in skip {
-        let phase = entry.split('/').next().unwrap_or_default();
-        if slot(phase).is_none() {
-            return Err(anyhow!(
-                "--skip-phases: unknown phase {entry:?}; the phases are: {}",
-                INIT_PHASES
-                    .iter()
-                    .map(|s| s.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
-    Ok(())
+/// Whether `--skip-phases` names `slot` or its phase.
+fn is_skipped(slot: &Slot, skip: &[String]) -> bool {
+    skip.iter().any(|s| *s == slot.name || s == slot.phase())
 }
 
 fn phase_failure(phase: &str, sub: Option<&str>, error: RunError) -> anyhow::Error {

@@ -19,6 +19,11 @@ pub fn component(name: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// The names of the stock components.
+pub fn names() -> Vec<&'static str> {
+    STOCK_COMPONENTS.iter().map(|(name, _)| *name).collect()
+}
+
 /// CA-certificate directories kubeadm mounts into the control plane when they exist on the node.
 pub const CA_CERTIFICATE_DIRS: &[&str] = &[
     "/etc/ca-certificates",

@@ -48,6 +48,61 @@ pub fn kubeforge() -> Command {
     command
 }
 
+/// The repository's root directory.
+pub fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ is inside the repository")
+}
+
+/// Build the wasm32-wasip2 workspace at `manifest` (relative to the repository, e.g.
+/// `tests/hostile/Cargo.toml`) into a target directory of this test run, and return the
+/// directory holding its `.wasm` components.
+pub fn build_components(manifest: &str) -> PathBuf {
+    let workspace = Path::new(manifest)
+        .parent()
+        .and_then(Path::file_name)
+        .map_or_else(|| "components".into(), |n| n.to_string_lossy().into_owned());
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{workspace}-components"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(repository().join(manifest))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // As host/build.rs: the outer build's settings must not leak into the guests.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS"
+            || [
+                "RUSTFLAGS",
+                "RUSTC_WRAPPER",
+                "RUSTC_WORKSPACE_WRAPPER",
+                "RUSTC",
+                "RUSTDOC",
+            ]
+            .contains(&key.as_ref())
+        {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let status = command.status().unwrap_or_else(|e| {
+        panic!("running cargo to build {manifest} (rustup target add wasm32-wasip2?): {e}")
+    });
+    assert!(
+        status.success(),
+        "building {manifest} failed; `cargo build --release --target wasm32-wasip2 --manifest-path {manifest}` shows why"
+    );
+    target_dir.join("wasm32-wasip2/release")
+}
+
 pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubeforge-cli-tests-cache")
 }
@@ -1230,4 +1285,36 @@ impl Manifest {
             "{name}: the user's extraArgs last, in the config's order"
         );
     }
+}
+
+/// A kube-rs client with the credentials of the kubeconfig `file` that kubeforge wrote into
+/// `root`/etc/kubernetes (`admin.conf`, `super-admin.conf`, …), for checking what a phase did
+/// through the real API.
+pub async fn kube_client(root: &Path, file: &str) -> anyhow::Result<kube::Client> {
+    let path = root.join("etc/kubernetes").join(file);
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let options = kube::config::KubeConfigOptions::default();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Ask `probe` every 200 ms until it answers `Some` (what the API shows settles: an informer
+/// catches up, a controller acts); fails once `timeout` has passed.
+pub async fn poll_until<T, F, Fut>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut probe: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Some(found) = probe().await? {
+            return Ok(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("{what}: not within {timeout:?}")
 }

@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod keys;
 pub mod kubeconfig;
+pub mod seal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -429,4 +430,50 @@ impl Host for PhaseState {
             ))
         }))
     }
+
+    fn seal_for_upload(
+        &mut self,
+        root: String,
+        paths: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<Vec<u8>>>, PhaseError>> {
+        if !self.grant.pki_seal {
+            return Ok(Err(
+                self.deny("pki", format!("seal {root}:{}", paths.join(",")))
+            ));
+        }
+        if paths.len() > MAX_SEALED_FILES {
+            return Ok(Err(PhaseError::Failed(format!(
+                "seal-for-upload: {} files, more than the {MAX_SEALED_FILES} allowed",
+                paths.len()
+            ))));
+        }
+        let started = std::time::Instant::now();
+        let key = try_phase!(self.host.certificate_key.get().map_err(failed));
+        let mut sealed = Vec::with_capacity(paths.len());
+        for path in &paths {
+            let file = try_phase!(self.resolve(&root, path, Access::Read));
+            let contents = try_phase!(self.host.effects.read(&file).map_err(failed));
+            sealed.push(match contents {
+                Some(bytes) => Some(try_phase!(seal::seal(key, &bytes).map_err(failed))),
+                None => None,
+            });
+        }
+        if let Some(journal) = self.host.effects.journal() {
+            journal.append(
+                &self.origin,
+                crate::effects::Entry {
+                    capability: "pki",
+                    operation: "seal",
+                    target: &format!("{root}:{}", paths.join(",")),
+                    outcome: crate::effects::Outcome::Ok,
+                    detail: None,
+                    duration: started.elapsed(),
+                },
+            );
+        }
+        Ok(Ok(sealed))
+    }
 }
+
+/// How many files one `seal-for-upload` call may name (kubeadm uploads at most eight).
+const MAX_SEALED_FILES: usize = 16;
