@@ -24,7 +24,10 @@ clean-node:
 
 # `make cluster`: the kubelet stand-in (tests/harness) watches CLUSTER_ROOT's manifests and runs
 # them with the testenv's real binaries; `kubeforge init` writes them and then configures the
-# cluster through the API. Skipped: the phases that need a real kubelet (none registers a Node).
+# cluster through the API. The stand-in also plays the kubelet service: kubeforge stops, starts and
+# restarts it through `kubeforge-testenv service --root CLUSTER_ROOT <action> kubelet` (its
+# --service-command), and the stand-in's kubelet serves /healthz on 127.0.0.1:10248 and registers
+# the Node with kubelet.conf's identity. Skipped: the kubelet phases, until this kubeforge has them.
 CLUSTER_ROOT ?= /tmp/kubeforge-cluster
 STAND_IN_SKIPPED := kubelet-start,wait-control-plane,upload-certs,mark-control-plane,kubelet-finalize
 
@@ -35,7 +38,7 @@ cluster:
 	tests/testenv/build.sh > /dev/null
 	mkdir -p $(CLUSTER_ROOT)/etc/kubernetes/manifests
 	KUBEFORGE_TESTENV_BIN=$$(tests/testenv/build.sh 2>/dev/null) setsid target/debug/kubeforge-testenv run --root $(CLUSTER_ROOT) > $(CLUSTER_ROOT)/stand-in.log 2>&1 & echo $$! > $(CLUSTER_ROOT)/stand-in.pid
-	target/debug/kubeforge --root $(CLUSTER_ROOT) init --config $(CONFIG) --skip-phases $(STAND_IN_SKIPPED)
+	target/debug/kubeforge --root $(CLUSTER_ROOT) --service-command "$(abspath target/debug/kubeforge-testenv) service --root $(CLUSTER_ROOT)" init --config $(CONFIG) --skip-phases $(STAND_IN_SKIPPED)
 	@echo
 	@echo "The control plane is up. Point kubectl at it:"
 	@echo "  export KUBECONFIG=$(CLUSTER_ROOT)/etc/kubernetes/admin.conf"

@@ -26,12 +26,51 @@
 //! changed ones restarted and removed ones stopped (the directory is polled).
 //! Exited containers are recorded and, like the kubelet's `restartPolicy:
 //! Always`, restarted with a back-off unless [`RestartPolicy::Never`].
+//!
+//! # The kubelet service
+//!
+//! Besides running static pods, the stand-in plays the kubelet *service* a
+//! host's init system controls (see the `kubelet` module docs for exactly
+//! what it emulates): started, it reads `ROOT/var/lib/kubelet/config.yaml`,
+//! serves `/healthz` (127.0.0.1:10248 by default), seeds
+//! `ROOT/var/lib/kubelet/pki/kubelet-client-current.pem` from
+//! `ROOT/etc/kubernetes/kubelet.conf` and registers its Node with that
+//! identity. It is stopped when the stand-in starts (unless
+//! [`Options::start_kubelet`]); static pods run either way.
+//!
+//! A host under test drives it like `systemctl`: it runs
+//! `<service command> <stop|start|restart> kubelet` with the service command
+//! `kubeforge-testenv service --root ROOT`, which talks to the stand-in over
+//! `ROOT/run/kubeforge-stand-in.sock` ([`SERVICE_SOCKET`]). From a test of
+//! another package (which cannot name this package's binary with
+//! `CARGO_BIN_EXE_*`):
+//!
+//! ```no_run
+//! # use kubeforge_testenv::{StandIn, testenv_bin_dir};
+//! # fn main() -> anyhow::Result<()> {
+//! # let root = std::path::Path::new("/tmp/x");
+//! let stand_in = StandIn::start(root, testenv_bin_dir()?)?;
+//! // "/…/target/debug/kubeforge-testenv service --root /tmp/…/root"
+//! let service_command = stand_in.service_command_line()?;
+//! let status = std::process::Command::new("kubeforge")
+//!     .arg("--root").arg(stand_in.root())
+//!     .args(["--service-command", &service_command, "init"])
+//!     .status()?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`stand_in_exe`] finds the executable: `$KUBEFORGE_TESTENV_EXE`, else
+//! `cargo build -p kubeforge-testenv` of this workspace (a no-op when
+//! current). In-process, [`StandIn::kubelet_restart`] and friends do the
+//! same as the socket.
 
 mod bin_dir;
 mod kubeadm;
+pub mod kubelet;
 mod lock;
 pub mod manifest;
 pub mod probe;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -43,12 +82,20 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 
 pub use bin_dir::{BIN_ENV, COMPONENTS, build_script, testenv_bin_dir};
 pub use kubeadm::kubeadm_init_phases;
+pub use kubelet::{
+    KUBEADM_FLAGS_ENV, KUBELET_CLIENT_CURRENT, KUBELET_CONFIG, KUBELET_KUBECONFIG, KUBELET_PKI_DIR,
+    KubeletStatus,
+};
 pub use lock::{CONTROL_PLANE_PORTS, ControlPlaneLock, busy_control_plane_ports};
 use manifest::{ContainerPlan, HttpProbe, Pod};
+pub use service::{
+    EXE_ENV, SERVICE_SOCKET, ServiceAction, ServiceReply, service_command, service_command_line,
+    stand_in_exe,
+};
 
 /// Manifest directory relative to the root.
 pub const MANIFESTS_DIR: &str = "etc/kubernetes/manifests";
@@ -77,6 +124,9 @@ pub struct Options {
     pub restart: RestartPolicy,
     /// Timeout of a single readiness probe request.
     pub probe_timeout: Duration,
+    /// Start the kubelet service with the stand-in (like an enabled unit on
+    /// a node that boots). Default: stopped until the host starts it.
+    pub start_kubelet: bool,
 }
 
 impl Default for Options {
@@ -88,6 +138,7 @@ impl Default for Options {
                 max_backoff: Duration::from_secs(20),
             },
             probe_timeout: Duration::from_secs(3),
+            start_kubelet: false,
         }
     }
 }
@@ -206,6 +257,75 @@ impl Shared {
 pub struct StandIn {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    control: Option<Control>,
+}
+
+/// The thread that serves the service socket and runs the kubelet
+/// emulation (a tokio runtime of its own).
+struct Control {
+    kubelet: Arc<kubelet::Kubelet>,
+    handle: tokio::runtime::Handle,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    socket: PathBuf,
+}
+
+impl Control {
+    fn start(root: &Path, start_kubelet: bool) -> Result<Control> {
+        let (listener, socket) = service::bind(root)?;
+        let kubelet =
+            kubelet::Kubelet::new(root.to_path_buf(), root.join(LOG_DIR).join("kubelet.log"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building the stand-in's control runtime")?;
+        let handle = runtime.handle().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let k = kubelet.clone();
+        let path = socket.clone();
+        let thread = std::thread::Builder::new()
+            .name("kubeforge-standin-control".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if start_kubelet {
+                        let reply = service::perform(&k, ServiceAction::Start).await;
+                        tracing::info!("{}", reply.message);
+                    }
+                    service::serve(k, listener, path, rx).await
+                })
+            })
+            .context("spawning the control thread")?;
+        tracing::info!(socket = %socket.display(), "service socket ready");
+        Ok(Control {
+            kubelet,
+            handle,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            socket,
+        })
+    }
+
+    fn perform(&self, action: ServiceAction) -> Result<ServiceReply> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let k = self.kubelet.clone();
+        self.handle.spawn(async move {
+            let _ = tx.send(service::perform(&k, action).await);
+        });
+        rx.recv()
+            .map_err(|_| anyhow!("the stand-in's control thread is gone"))
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow!("the stand-in's control thread panicked")),
+            None => Ok(()),
+        }
+    }
 }
 
 impl StandIn {
@@ -232,6 +352,7 @@ impl StandIn {
         for dir in [root.join(MANIFESTS_DIR), root.join(LOG_DIR)] {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        let control = Control::start(&root, options.start_kubelet)?;
         let shared = Arc::new(Shared {
             root,
             bin_dir,
@@ -255,6 +376,7 @@ impl StandIn {
         Ok(StandIn {
             shared,
             thread: Some(thread),
+            control: Some(control),
         })
     }
 
@@ -464,21 +586,121 @@ impl StandIn {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    /// Stops every component (SIGTERM to its process group, SIGKILL after the
-    /// grace period) and the supervisor. Also done on drop.
+    // -----------------------------------------------------------------------
+    // the kubelet service
+
+    fn control(&self) -> Result<&Control> {
+        self.control
+            .as_ref()
+            .context("the stand-in has been stopped")
+    }
+
+    fn kubelet_action(&self, action: ServiceAction) -> Result<ServiceReply> {
+        let reply = self.control()?.perform(action)?;
+        ensure!(
+            reply.code == 0,
+            "kubelet {}: {}",
+            action.as_str(),
+            reply.message
+        );
+        Ok(reply)
+    }
+
+    /// `systemctl start kubelet`, in-process. Returns once /healthz is bound
+    /// or the first start attempt failed (see [`kubelet_status`](Self::kubelet_status)).
+    pub fn kubelet_start(&self) -> Result<()> {
+        self.kubelet_action(ServiceAction::Start).map(drop)
+    }
+
+    /// `systemctl stop kubelet`, in-process; /healthz is closed when it returns.
+    pub fn kubelet_stop(&self) -> Result<()> {
+        self.kubelet_action(ServiceAction::Stop).map(drop)
+    }
+
+    /// `systemctl restart kubelet`, in-process.
+    pub fn kubelet_restart(&self) -> Result<()> {
+        self.kubelet_action(ServiceAction::Restart).map(drop)
+    }
+
+    /// The kubelet service is up: started, its files loaded, /healthz served
+    /// (false while stopped or crash-looping).
+    pub fn kubelet_running(&self) -> bool {
+        self.control
+            .as_ref()
+            .is_some_and(|c| c.kubelet.status().running)
+    }
+
+    pub fn kubelet_status(&self) -> KubeletStatus {
+        self.control
+            .as_ref()
+            .map(|c| c.kubelet.status())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the kubelet has registered its Node (or found it). Fails
+    /// on timeout with its status and the tail of its log.
+    pub fn wait_kubelet_registered(&self, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.kubelet_status();
+            if st.registered
+                && let Some(name) = st.node_name
+            {
+                return Ok(name);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the kubelet did not register its Node within {timeout:?}: {st:?}\n--- last lines of {} ---\n{}",
+                    self.log_path("kubelet").display(),
+                    self.log_tail("kubelet", 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `ROOT/run/kubeforge-stand-in.sock`, the service socket.
+    pub fn service_socket(&self) -> PathBuf {
+        self.shared.root.join(SERVICE_SOCKET)
+    }
+
+    /// The argv prefix a host runs services with: `[<kubeforge-testenv>,
+    /// "service", "--root", ROOT]` (see [`stand_in_exe`]).
+    pub fn service_command(&self) -> Result<Vec<String>> {
+        service::service_command(&self.shared.root)
+    }
+
+    /// [`service_command`](Self::service_command) as one string for
+    /// `kubeforge --service-command "…"` (see [`service_command_line`]).
+    pub fn service_command_line(&self) -> Result<String> {
+        service::service_command_line(&self.shared.root)
+    }
+
+    /// Stops the kubelet service, every component (SIGTERM to its process
+    /// group, SIGKILL after the grace period) and the supervisor; removes the
+    /// service socket. Also done on drop.
     pub fn stop(mut self) -> Result<()> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> Result<()> {
+        let control = match self.control.take() {
+            Some(mut c) => {
+                let r = c.stop();
+                tracing::debug!(socket = %c.socket.display(), "service socket closed");
+                r
+            }
+            None => Ok(()),
+        };
         let Some(thread) = self.thread.take() else {
-            return Ok(());
+            return control;
         };
         self.shared.lock().stopping = true;
         self.shared.wake.notify_all();
-        thread
+        let supervisor = thread
             .join()
-            .map_err(|_| anyhow!("the stand-in supervisor thread panicked"))
+            .map_err(|_| anyhow!("the stand-in supervisor thread panicked"));
+        control.and(supervisor)
     }
 }
 

@@ -1,6 +1,7 @@
 //! A cross-process lock for tests that use the control plane's fixed ports
-//! (6443, 2379, 2380, 2381, 10257, 10259): they run one at a time, across
-//! test binaries and `cargo test` processes.
+//! (6443, 2379, 2380, 2381, 10257, 10259, and the kubelet emulation's
+//! healthz 10248): they run one at a time, across test binaries and
+//! `cargo test` processes.
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
@@ -8,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Ports a kubeadm-style control plane binds on loopback.
-pub const CONTROL_PLANE_PORTS: [u16; 6] = [6443, 2379, 2380, 2381, 10257, 10259];
+/// Ports a kubeadm-style control plane binds on loopback, and the kubelet
+/// healthz port the stand-in's kubelet serves by default.
+pub const CONTROL_PLANE_PORTS: [u16; 7] = [6443, 2379, 2380, 2381, 10257, 10259, 10248];
 
 /// Held while a test owns the fixed control-plane ports. Released on drop
 /// (the kernel also releases it if the process dies).

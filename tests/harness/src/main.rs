@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p kubeforge-testenv -- run --root DIR
 //! cargo run -p kubeforge-testenv -- bin-dir
+//! kubeforge-testenv service --root DIR restart kubelet   # like `systemctl restart kubelet`
 //! ```
 
 use std::collections::BTreeSet;
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use kubeforge_testenv::{
-    ControlPlaneLock, Options, RestartPolicy, StandIn, busy_control_plane_ports, testenv_bin_dir,
+    ControlPlaneLock, Options, RestartPolicy, SERVICE_SOCKET, ServiceAction, StandIn,
+    busy_control_plane_ports, testenv_bin_dir,
 };
 
 #[derive(Parser)]
@@ -46,12 +48,39 @@ enum Cmd {
         /// Do not take the cross-process control-plane port lock.
         #[arg(long)]
         no_lock: bool,
+        /// Start the kubelet service at once (default: stopped until
+        /// `kubeforge-testenv service --root DIR start kubelet`).
+        #[arg(long)]
+        start_kubelet: bool,
+    },
+    /// Stop, start or restart the kubelet of the stand-in running for ROOT, like
+    /// `systemctl ACTION SERVICE` (exit 0 when done; 1 when no stand-in runs for
+    /// ROOT; 5 for a service other than kubelet). A host under test runs services
+    /// with `kubeforge-testenv service --root ROOT` as its service command.
+    Service {
+        /// The root the stand-in runs (`run --root ROOT` or StandIn::start in a test).
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(value_enum)]
+        action: ServiceAction,
+        /// Only `kubelet` (or `kubelet.service`) exists.
+        service: String,
     },
     /// Build (if needed) and print the testenv bin dir.
     BinDir,
 }
 
 fn main() -> Result<()> {
+    // The service client is a short-lived command a host runs: it prints only
+    // the answer (or the error) and exits with systemctl's code.
+    if let Cmd::Service {
+        root,
+        action,
+        service,
+    } = Cli::parse().cmd
+    {
+        std::process::exit(service_client(&root, action, &service));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -70,7 +99,44 @@ fn main() -> Result<()> {
             no_restart,
             grace_seconds,
             no_lock,
-        } => run(root, bin_dir, no_restart, grace_seconds, no_lock),
+            start_kubelet,
+        } => run(
+            root,
+            bin_dir,
+            no_restart,
+            grace_seconds,
+            no_lock,
+            start_kubelet,
+        ),
+        Cmd::Service { .. } => unreachable!("handled above"),
+    }
+}
+
+fn service_client(root: &std::path::Path, action: ServiceAction, service: &str) -> i32 {
+    match kubeforge_testenv::service::request(root, action, service) {
+        Ok(reply) => {
+            if action == ServiceAction::IsActive && reply.code != 5 {
+                // The state on stdout, like systemctl.
+                println!("{}", reply.message);
+            } else if reply.code == 0 {
+                // What happened, on stderr (a host may show it to its user).
+                eprintln!("{}", reply.message);
+            } else {
+                eprintln!(
+                    "kubeforge-testenv service {} {service}: {}",
+                    action.as_str(),
+                    reply.message
+                );
+            }
+            reply.code
+        }
+        Err(e) => {
+            eprintln!(
+                "kubeforge-testenv service {} {service}: {e:#}",
+                action.as_str()
+            );
+            1
+        }
     }
 }
 
@@ -80,6 +146,7 @@ fn run(
     no_restart: bool,
     grace_seconds: u64,
     no_lock: bool,
+    start_kubelet: bool,
 ) -> Result<()> {
     let bin_dir = match bin_dir {
         Some(b) => b,
@@ -114,6 +181,7 @@ fn run(
         } else {
             Options::default().restart
         },
+        start_kubelet,
         ..Options::default()
     };
     let stand_in = StandIn::start_with(&root, &bin_dir, options)
@@ -129,6 +197,14 @@ fn run(
         "kubectl:    {} --kubeconfig {} get --raw /readyz",
         stand_in.bin_dir().join("kubectl").display(),
         stand_in.admin_kubeconfig().display()
+    );
+    println!(
+        "kubelet:    {} service --root {} restart kubelet   (socket {})",
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "kubeforge-testenv".into()),
+        stand_in.root().display(),
+        stand_in.root().join(SERVICE_SOCKET).display()
     );
     println!("Ctrl-C stops every component.");
 

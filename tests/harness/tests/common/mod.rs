@@ -1,0 +1,162 @@
+//! Helpers shared by the tests that run a node kubeforge wrote.
+//!
+//! **The kubeforge binary:** this package cannot name it with `cargo_bin`
+//! (it belongs to the `kubeforge` package), so [`kubeforge_bin`] runs
+//! `cargo build -p kubeforge --message-format=json-render-diagnostics` once
+//! per test process (a no-op when current; it honours `CARGO_TARGET_DIR`)
+//! and uses the executable path cargo reports. That way the tests always
+//! run the kubeforge of this checkout, never a stale binary.
+//! `KUBEFORGE_BIN=/path/to/kubeforge` skips the build.
+
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// `nodeRegistration.name` of [`config`].
+pub const NODE_NAME: &str = "kf-node";
+
+/// The config both tools get: advertise address, node name ([`NODE_NAME`]),
+/// algorithm.
+pub fn config(advertise: &str, algorithm: &str) -> String {
+    format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: {advertise}
+  bindPort: 6443
+nodeRegistration:
+  name: kf-node
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.35.4
+clusterName: kubeforge-test
+encryptionAlgorithm: {algorithm}
+apiServer:
+  certSANs: [\"127.0.0.1\", \"localhost\"]
+"
+    )
+}
+
+/// The kubeforge binary of this checkout; see the module docs.
+pub fn kubeforge_bin() -> Result<PathBuf> {
+    static CACHE: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut cached = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = cached.as_ref() {
+        return Ok(p.clone());
+    }
+    let path = if let Some(p) = std::env::var_os("KUBEFORGE_BIN").filter(|v| !v.is_empty()) {
+        PathBuf::from(p)
+    } else {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let begin = Instant::now();
+        let out = Command::new(&cargo)
+            .args([
+                "build",
+                "-p",
+                "kubeforge",
+                "--bin",
+                "kubeforge",
+                "--message-format=json-render-diagnostics",
+            ])
+            .current_dir(&workspace)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running `cargo build -p kubeforge`")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success(),
+            "`cargo build -p kubeforge` failed ({}); see its stderr above",
+            out.status
+        );
+        let exe = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "kubeforge")
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+            .context("`cargo build -p kubeforge` reported no kubeforge executable")?;
+        eprintln!(
+            "kubeforge: {} (cargo build: {:?})",
+            exe.display(),
+            begin.elapsed()
+        );
+        exe
+    };
+    ensure!(path.is_file(), "{} does not exist", path.display());
+    *cached = Some(path.clone());
+    Ok(path)
+}
+
+/// Runs `kubeforge --root ROOT init phase <phase> --config FILE` for each
+/// phase, with a compiled-component cache shared by this run and without
+/// proxy variables (kubeadm copies `*_proxy` into the static pods).
+pub fn kubeforge_phases(root: &Path, config_yaml: &str, phases: &[&str]) -> Result<Duration> {
+    let kubeforge = kubeforge_bin()?;
+    std::fs::create_dir_all(root)?;
+    let config = root.with_extension("kubeforge.yaml");
+    std::fs::write(&config, config_yaml)?;
+    let begin = Instant::now();
+    for phase in phases {
+        let mut cmd = Command::new(&kubeforge);
+        cmd.arg("--root")
+            .arg(root)
+            .args(["init", "phase"])
+            .args(phase.split_whitespace())
+            .arg("--config")
+            .arg(&config)
+            .env(
+                "KUBEFORGE_CACHE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubeforge-testenv-cache"),
+            )
+            .env_remove("KUBEFORGE_LOG")
+            .env_remove("XDG_CACHE_HOME")
+            .stdin(Stdio::null());
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_string_lossy()
+                .to_ascii_lowercase()
+                .ends_with("_proxy")
+            {
+                cmd.env_remove(name);
+            }
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("running kubeforge init phase {phase}"))?;
+        ensure!(
+            out.status.success(),
+            "kubeforge --root {} init phase {phase} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            root.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(begin.elapsed())
+}
+
+pub const NODE_PHASES: [&str; 4] = [
+    "certs all",
+    "kubeconfig all",
+    "etcd local",
+    "control-plane all",
+];
+
+/// A kube-rs client with the credentials of `kubeconfig`.
+pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading {}", kubeconfig.display()))?;
+    Ok(kube::Client::try_from(config)?)
+}
