@@ -800,10 +800,13 @@ fn whole_init_dry_run_plans_the_api_phases_and_honours_skipped_addons() -> Resul
     Ok(())
 }
 
-/// One `kubeforge init` with the stand-in already watching an empty root: the stand-in starts
-/// the control plane as its manifests appear, the API phases wait for it, and the test
-/// registers the Node (there is no kubelet) while mark-control-plane waits for it. The phases
-/// this build does not have yet are skipped.
+/// One whole `kubeforge init --upload-certs`, no phase skipped, with the stand-in playing the
+/// kubelet service: kubelet-start writes the kubelet's files and restarts it through
+/// `--service-command`, wait-control-plane polls the kubelet's healthz and the components' health
+/// endpoints, the stand-in's kubelet registers the Node with kubelet.conf's credentials (which
+/// NodeRestriction must accept) while mark-control-plane waits for it, kubelet-finalize points
+/// kubelet.conf at the rotatable certificate, and the real kubeadm reads the cluster's
+/// kubeadm-config afterwards.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_init_brings_up_a_control_plane_with_the_stand_in() -> Result<()> {
     let bin = testenv_bin_dir()?;
@@ -814,68 +817,130 @@ async fn one_init_brings_up_a_control_plane_with_the_stand_in() -> Result<()> {
     let config = dir.path().join("kubeadm.yaml");
     std::fs::write(&config, kubeadm_config())?;
     let stand_in = StandIn::start(&root, &bin)?;
-    let init = Command::new(env!("CARGO_BIN_EXE_kubeforge"))
-        .arg("--root")
-        .arg(&root)
-        .args(["init", "--config"])
-        .arg(&config)
-        .arg("--skip-phases=kubelet-start,wait-control-plane,upload-certs,kubelet-finalize")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
+    let service = stand_in.service_command_line()?;
     let result = async {
-        // The Node appears once the API answers, as a kubelet would register it.
-        eventually("the API server", Duration::from_secs(180), || async {
-            Ok(stand_in
-                .probe("kube-apiserver")
-                .unwrap_or(false)
-                .then_some(()))
+        let root = root.clone();
+        let config = config.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kubeforge"))
+                .arg("--root")
+                .arg(&root)
+                .args(["--service-command", &service])
+                .args(["init", "--upload-certs", "--config"])
+                .arg(&config)
+                .output()
         })
-        .await?;
-        eventually(
-            "kubelet.conf's identity to register the Node",
-            Duration::from_secs(60),
-            || {
-                let root = root.clone();
-                async move {
-                    let client = client_for(&root, "kubelet.conf").await?;
-                    let node: Node = serde_json::from_value(
-                        serde_json::json!({"metadata": {"name": NODE_NAME}}),
-                    )?;
-                    Ok(Api::<Node>::all(client)
-                        .create(&PostParams::default(), &node)
-                        .await
-                        .ok())
-                }
-            },
-        )
-        .await?;
-        let output = init.wait_with_output()?;
+        .await??;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
         ensure!(output.status.success(), "kubeforge init: {text}");
+        for line in [
+            "[kubelet-start] Starting the kubelet",
+            "[kubelet-check] The kubelet is healthy after",
+            "[control-plane-check] kube-apiserver is healthy after",
+            "[control-plane-check] kube-controller-manager is healthy after",
+            "[control-plane-check] kube-scheduler is healthy after",
+            "[upload-certs] Using certificate key:",
+            "[kubelet-finalize] Updating \"/etc/kubernetes/kubelet.conf\" to point to a rotatable kubelet client certificate and key",
+            "Your Kubernetes control-plane has initialized successfully!",
+            "--certificate-key",
+        ] {
+            ensure!(text.contains(line), "init printed no {line:?}:\n{text}");
+        }
         ensure!(
-            text.contains("Your Kubernetes control-plane has initialized successfully!"),
-            "{text}"
+            !text.contains("not available in this kubeforge build")
+                || text.lines().filter(|l| l.contains("not available")).count() == 1
+                    && text.contains("[preflight] not available"),
+            "only preflight is missing from this build:\n{text}"
         );
-        let admin = admin_client(&root).await?;
-        check_addons(&admin).await?;
-        let node = Api::<Node>::all(admin.clone()).get(NODE_NAME).await?;
-        let labels = node.metadata.labels.unwrap_or_default();
-        ensure!(
-            labels.contains_key("node-role.kubernetes.io/control-plane"),
-            "{labels:?}"
-        );
-        Api::<ConfigMap>::namespaced(admin, "kube-public")
-            .get("cluster-info")
-            .await
-            .context("cluster-info")?;
-        Ok(())
+        Ok(text)
     }
     .await;
+    let result = match result {
+        Ok(_) => check_whole_init(&root, &bin).await,
+        Err(e) => Err(e),
+    };
+    let logs = if result.is_err() {
+        format!(
+            "\n--- kubelet ---\n{}\n--- kube-apiserver ---\n{}",
+            stand_in.log_tail("kubelet", 30),
+            stand_in.log_tail("kube-apiserver", 30)
+        )
+    } else {
+        String::new()
+    };
     stand_in.stop()?;
-    result
+    result.with_context(|| logs)
+}
+
+async fn check_whole_init(root: &Path, bin: &Path) -> Result<()> {
+    let kubelet = root.join("var/lib/kubelet");
+    let flags = std::fs::read_to_string(kubelet.join("kubeadm-flags.env"))?;
+    ensure!(flags.starts_with("KUBELET_KUBEADM_ARGS=\""), "{flags}");
+    let kubelet_config: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(kubelet.join("config.yaml"))?)?;
+    ensure!(
+        kubelet_config["clusterDNS"] == serde_json::json!(["10.96.0.10"])
+            && kubelet_config["staticPodPath"] == "/etc/kubernetes/manifests",
+        "{kubelet_config}"
+    );
+    let instance = std::fs::read_to_string(kubelet.join("instance-config.yaml"))?;
+    ensure!(instance.contains("containerRuntimeEndpoint:"), "{instance}");
+    let kubelet_conf: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(
+        root.join("etc/kubernetes/kubelet.conf"),
+    )?)?;
+    ensure!(
+        kubelet_conf["users"][0]["user"]["client-certificate"]
+            == "/var/lib/kubelet/pki/kubelet-client-current.pem",
+        "kubelet.conf points at the rotatable certificate: {kubelet_conf}"
+    );
+
+    let admin = admin_client(root).await?;
+    check_addons(&admin).await?;
+    let node = Api::<Node>::all(admin.clone()).get(NODE_NAME).await?;
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    ensure!(
+        labels.contains_key("node-role.kubernetes.io/control-plane"),
+        "{labels:?}"
+    );
+    // The stand-in's kubelet registered it as kubelet.conf's identity, through NodeRestriction.
+    ensure!(
+        node.metadata
+            .managed_fields
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f.manager.as_deref() == Some("kubelet")),
+        "the Node was registered by the kubelet"
+    );
+    Api::<ConfigMap>::namespaced(admin.clone(), "kube-public")
+        .get("cluster-info")
+        .await
+        .context("cluster-info")?;
+    Api::<Secret>::namespaced(admin.clone(), "kube-system")
+        .get("kubeadm-certs")
+        .await
+        .context("kubeadm-certs")?;
+
+    // The real kubeadm reads the cluster's kubeadm-config (no --config: it fetches it).
+    let out = Command::new(bin.join("kubeadm"))
+        .args(["certs", "check-expiration", "--rootfs"])
+        .arg(root)
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        out.status.success(),
+        "kubeadm certs check-expiration: {text}"
+    );
+    ensure!(
+        text.contains("Reading configuration from the cluster") && text.contains("apiserver "),
+        "{text}"
+    );
+    Ok(())
 }

@@ -115,6 +115,7 @@ impl Scene {
                 service_command: None,
                 upload_certs: false,
                 print_certificate_key: false,
+                profile: Default::default(),
             },
             config,
         )

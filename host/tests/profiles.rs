@@ -120,6 +120,14 @@ impl Setup {
         self.config()
     }
 
+    /// PKI and kubeconfigs, so a dry run of an API phase can plan against admin.conf.
+    fn write_credentials(&self) {
+        for phase in ["certs", "kubeconfig"] {
+            self.kubeforge(&["init", "phase", phase, "all"])
+                .assert_success("writing the node's credentials");
+        }
+    }
+
     /// `kubeforge --root ROOT ARGS --config CONFIG`.
     fn kubeforge(&self, args: &[&str]) -> Output {
         let output = common::kubeforge()
@@ -185,6 +193,7 @@ fn a_file_component_asking_for_more_than_its_grant_is_refused_with_the_grant_to_
         &metrics_server_grant(Some("rbac.authorization.k8s.io/clusterroles")),
         None,
     );
+    setup.write_credentials();
     let out = setup.kubeforge(&["init", "phase", "addon", "metrics-server", "--dry-run"]);
     out.assert_failure("metrics-server with less than it requests");
     let text = out.all();
@@ -251,6 +260,7 @@ fn the_lockfile_refuses_changed_components_and_grants_until_locked_again() {
     let setup = Setup::new();
     setup.write_config(&metrics_server_grant(None), None);
     let run = || setup.kubeforge(&["init", "phase", "addon", "--dry-run"]);
+    setup.write_credentials();
     setup
         .kubeforge(&["component", "lock"])
         .assert_success("component lock");

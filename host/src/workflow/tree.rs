@@ -210,7 +210,7 @@ fn check_slot_name(name: &str, field: &str) -> Result<()> {
         && name.split('/').count() <= 2
         && name
             .split('/')
-            .all(|part| kubeforge_api::net::is_dns1123_label(part));
+            .all(kubeforge_api::net::is_dns1123_label);
     if !valid {
         bail!(
             "{field}: {name:?} is not a slot name; use `phase` or `phase/member`, lower-case letters, digits and '-'"
