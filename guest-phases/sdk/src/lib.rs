@@ -16,6 +16,7 @@ pub mod bindings {
 
 pub mod certificates;
 pub mod dns;
+pub mod kubelet;
 pub mod objects;
 pub mod requests;
 

@@ -1,4 +1,5 @@
 use kubeforge_api::EffectiveConfig;
+use kubeforge_sdk::objects::{HASH_ANNOTATION, config_map_checksum};
 use serde_json::json;
 
 use super::*;
@@ -16,29 +17,27 @@ fn config(service_subnet: &str) -> EffectiveConfig {
 }
 
 #[test]
-fn kubelet_configuration_matches_kubeadm_byte_for_byte() {
-    assert_eq!(
-        kubelet_configuration(&config("10.96.0.0/12")).unwrap(),
-        include_str!("testdata/kubelet-config.yaml")
+fn kubelet_config_map_holds_the_cluster_kubelet_configuration() {
+    let objects = kubelet_config_objects(&config("10.96.0.0/12")).unwrap();
+    let text = objects[0]["data"]["kubelet"].as_str().unwrap();
+    assert!(
+        text.starts_with("apiVersion: kubelet.config.k8s.io/v1beta1\n"),
+        "{text}"
     );
-}
-
-#[test]
-fn cluster_dns_is_the_tenth_service_address() {
-    let yaml = kubelet_configuration(&config("fd00:10:96::/112,10.96.0.0/16")).unwrap();
-    assert!(yaml.contains("clusterDNS:\n- fd00:10:96::a\n"), "{yaml}");
+    assert!(text.contains("clusterDNS:\n- 10.96.0.10\n"), "{text}");
+    assert!(text.contains("rotateCertificates: true\n"), "{text}");
+    // Per-node settings stay out of the shared document.
+    assert!(text.contains("containerRuntimeEndpoint: \"\"\n"), "{text}");
+    assert!(!text.contains("resolvConf"), "{text}");
 }
 
 #[test]
 fn kubelet_config_map_is_signed_as_kubeadm_signs_it() {
     let objects = kubelet_config_objects(&config("10.96.0.0/12")).unwrap();
     let map = &objects[0];
-    // sha256 over the only data value, as kubeadm's ChecksumForConfigMap.
-    let digest = Sha256::digest(map["data"]["kubelet"].as_str().unwrap().as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         map["metadata"]["annotations"][HASH_ANNOTATION],
-        format!("sha256:{hex}")
+        config_map_checksum(map["data"].as_object().unwrap())
     );
     assert_eq!(
         objects[1]["rules"][0]["resourceNames"],
@@ -52,6 +51,26 @@ fn kubelet_config_map_is_signed_as_kubeadm_signs_it() {
             {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:bootstrappers:kubeadm:default-node-token"},
         ])
     );
+}
+
+#[test]
+fn a_user_supplied_kubelet_configuration_is_uploaded_unsigned_with_the_user_s_values() {
+    let mut config = config("10.96.0.0/12");
+    config.kubelet = Some(json!({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "maxPods": 42,
+        "cgroupDriver": "cgroupfs",
+    }));
+    let objects = kubelet_config_objects(&config).unwrap();
+    let text = objects[0]["data"]["kubelet"].as_str().unwrap();
+    assert!(text.contains("maxPods: 42\n"), "{text}");
+    assert!(text.contains("cgroupDriver: cgroupfs\n"), "{text}");
+    assert!(
+        text.contains("staticPodPath: /etc/kubernetes/manifests\n"),
+        "{text}"
+    );
+    assert!(objects[0]["metadata"].get("annotations").is_none());
 }
 
 #[test]

@@ -67,6 +67,24 @@ pub fn grant(name: &str) -> Grant {
             node_paths: CA_CERTIFICATE_DIRS.iter().map(|p| p.to_string()).collect(),
             ..Grant::default()
         },
+        // Writes the kubelet's flags, instance configuration and configuration; asks whether
+        // systemd-resolved's resolv.conf is there; stops and restarts the kubelet.
+        "kubelet-start" => Grant {
+            fs: fs(&[("kubelet", Access::ReadWrite)]),
+            node_paths: vec!["/run/systemd/resolve/resolv.conf".into()],
+            node_services: vec!["kubelet".into()],
+            ..Grant::default()
+        },
+        // Probes the kubelet's /healthz and the control-plane components' /livez and /healthz
+        // (the host lets probes reach only loopback and the advertise address).
+        "wait-control-plane" => Grant {
+            node_probes: vec![
+                "http://*/healthz".into(),
+                "https://*/livez".into(),
+                "https://*/healthz".into(),
+            ],
+            ..Grant::default()
+        },
         "upload-config" => Grant {
             kube: vec![KubeRule::new(
                 &["apply"],
@@ -147,6 +165,14 @@ pub fn grant(name: &str) -> Grant {
         // Waits for its Node, then applies the labels and the merged taints.
         "mark-control-plane" => Grant {
             kube: vec![KubeRule::new(&["get", "apply"], &["nodes"], &[])],
+            ..Grant::default()
+        },
+        // Points kubelet.conf at the kubelet's rotating client certificate once it exists, and
+        // restarts the kubelet.
+        "kubelet-finalize" => Grant {
+            fs: fs(&[("kubeconfig", Access::ReadWrite)]),
+            node_paths: vec!["/var/lib/kubelet/pki/kubelet-client-current.pem".into()],
+            node_services: vec!["kubelet".into()],
             ..Grant::default()
         },
         // Reads admin.conf (server and CA) for the join command.
