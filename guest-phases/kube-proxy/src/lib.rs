@@ -5,6 +5,7 @@
 
 use kubeforge_api::EffectiveConfig;
 use kubeforge_api::net::control_plane_endpoint_url;
+use kubeforge_sdk::component_config::merge;
 use kubeforge_sdk::objects::{
     KUBE_SYSTEM, NODE_BOOTSTRAP_TOKEN_GROUP, cluster_role_binding, config_map, core_rule, group,
     role, role_binding, service_account, service_account_object, sign_config_map,
@@ -13,13 +14,29 @@ use serde_json::{Value, json};
 
 pub const KUBE_PROXY: &str = "kube-proxy";
 
-/// kubeadm's default KubeProxyConfiguration for this cluster, as kubeadm serialises it.
+/// Where kube-proxy reads its kubeconfig; kubeadm sets it whatever the user wrote.
+const KUBECONFIG_PATH: &str = "/var/lib/kube-proxy/kubeconfig.conf";
+
+/// The cluster's KubeProxyConfiguration as kubeadm serialises it: kubeadm's defaults for this
+/// cluster with the user's `KubeProxyConfiguration` document laid over them; an empty
+/// `bindAddress` or `clusterCIDR` gets kubeadm's value, and the kubeconfig path is always
+/// kubeadm's (`componentconfigs/kubeproxy.go`, `Default`).
 pub fn kube_proxy_configuration(config: &EffectiveConfig) -> String {
     let ipv6 = config.advertise_address().contains(':');
     let mut document = kube_proxy_defaults();
     document["bindAddress"] = json!(if ipv6 { "::" } else { "0.0.0.0" });
     if let Some(pod_subnet) = config.cluster.networking.pod_subnet.as_deref() {
         document["clusterCIDR"] = json!(pod_subnet);
+    }
+    if let Some(user) = &config.kube_proxy {
+        let defaults = document.clone();
+        merge(&mut document, user);
+        for field in ["bindAddress", "clusterCIDR"] {
+            if document[field] == "" {
+                document[field] = defaults[field].clone();
+            }
+        }
+        document["clientConnection"]["kubeconfig"] = json!(KUBECONFIG_PATH);
     }
     kubeforge_api::yaml::to_string(&document)
 }
@@ -33,7 +50,7 @@ fn kube_proxy_defaults() -> Value {
             "acceptContentTypes": "",
             "burst": 0,
             "contentType": "",
-            "kubeconfig": "/var/lib/kube-proxy/kubeconfig.conf",
+            "kubeconfig": KUBECONFIG_PATH,
             "qps": 0,
         },
         "clusterCIDR": "",
@@ -121,7 +138,8 @@ users:
     )
 }
 
-/// The kube-proxy objects in kubeadm's order: ServiceAccount, ConfigMap (signed), DaemonSet,
+/// The kube-proxy objects in kubeadm's order: ServiceAccount, ConfigMap (signed unless the
+/// user supplied the configuration), DaemonSet,
 /// ClusterRoleBinding, Role, RoleBinding.
 pub fn kube_proxy_objects(config: &EffectiveConfig) -> Vec<Value> {
     let proxy_config = kube_proxy_configuration(config);
@@ -132,7 +150,10 @@ pub fn kube_proxy_objects(config: &EffectiveConfig) -> Vec<Value> {
     });
     let mut map = config_map(KUBE_SYSTEM, KUBE_PROXY, data);
     map["metadata"]["labels"] = json!({"app": KUBE_PROXY});
-    sign_config_map(&mut map);
+    // kubeadm signs the configuration it generated, not one the user supplied.
+    if config.kube_proxy.is_none() {
+        sign_config_map(&mut map);
+    }
     let labels = json!({"k8s-app": KUBE_PROXY});
     let image = format!(
         "{}/kube-proxy:{}",

@@ -62,3 +62,31 @@ fn kube_proxy_objects_carry_kubeadms_names_and_a_signed_config_map() {
         "registry.k8s.io/kube-proxy:v1.35.4"
     );
 }
+
+#[test]
+fn a_user_kube_proxy_configuration_is_laid_over_kubeadm_s_and_not_signed() {
+    let mut cluster = config(
+        json!({"networking": {"serviceSubnet": "10.96.0.0/12", "podSubnet": "10.244.0.0/16"}}),
+    );
+    cluster.kube_proxy = Some(json!({
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "ipvs",
+        "clusterCIDR": "",
+        "clientConnection": {"kubeconfig": "/elsewhere.conf", "qps": 7},
+    }));
+    let text = kube_proxy_configuration(&cluster);
+    assert!(text.contains("mode: ipvs\n"), "{text}");
+    assert!(text.contains("clusterCIDR: 10.244.0.0/16\n"), "{text}");
+    assert!(
+        text.contains("  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\n"),
+        "{text}"
+    );
+    assert!(text.contains("  qps: 7\n"), "{text}");
+    let objects = kube_proxy_objects(&cluster);
+    assert!(
+        objects[1]["metadata"].get("annotations").is_none(),
+        "a user's configuration is uploaded unsigned: {}",
+        objects[1]["metadata"]
+    );
+}

@@ -11,6 +11,7 @@ use kubeforge_api::net::dns_service_ip;
 use serde_json::{Value, json};
 
 use crate::bindings::kubeforge::phase::node::{self, ServiceAction};
+use crate::component_config::merge;
 use crate::staticpod::{MANIFESTS_DIR, join_path};
 use crate::{PhaseError, Result, info, warn};
 
@@ -123,26 +124,6 @@ fn pointer_is_empty_string(value: &Value, path: &str) -> bool {
 fn set_pointer(value: &mut Value, path: &str, new: Option<Value>) {
     if let (Some(slot), Some(new)) = (value.pointer_mut(path), new) {
         *slot = new;
-    }
-}
-
-/// Lays `over` onto `base`: maps merge key by key, recursively; anything else in `over`
-/// replaces what `base` has, except `null`, which leaves it (an unset field).
-pub fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (_, Value::Null) => {}
-        (Value::Object(base), Value::Object(over)) => {
-            for (key, value) in over {
-                match base.get_mut(key) {
-                    Some(slot) => merge(slot, value),
-                    None if value.is_null() => {}
-                    None => {
-                        base.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (base, over) => *base = over.clone(),
     }
 }
 

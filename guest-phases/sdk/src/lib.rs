@@ -15,6 +15,7 @@ pub mod bindings {
 }
 
 pub mod certificates;
+pub mod component_config;
 pub mod dns;
 pub mod kubelet;
 pub mod objects;

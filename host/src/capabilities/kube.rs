@@ -1007,7 +1007,7 @@ mod tests {
         }];
         assert_eq!(
             grant.missing_kube(&requested),
-            ["kube: unknown verb \"create\" (the verbs are get, apply, delete)"]
+            ["kube: unknown verb \"create\" (the verbs are get, apply, patch, delete)"]
         );
     }
 

@@ -208,9 +208,7 @@ pub fn slots_for(profile: Option<&PhaseConfiguration>, base: Option<&Path>) -> R
 fn check_slot_name(name: &str, field: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.split('/').count() <= 2
-        && name
-            .split('/')
-            .all(kubeforge_api::net::is_dns1123_label);
+        && name.split('/').all(kubeforge_api::net::is_dns1123_label);
     if !valid {
         bail!(
             "{field}: {name:?} is not a slot name; use `phase` or `phase/member`, lower-case letters, digits and '-'"
