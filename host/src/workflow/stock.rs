@@ -93,6 +93,18 @@ pub fn grant(name: &str) -> Grant {
             )],
             ..Grant::default()
         },
+        // Seals the CAs and service-account keys for kubeadm-certs (ciphertext only: the
+        // certificate key stays in the host) and applies the Secret, its owner token and RBAC.
+        "upload-certs" => Grant {
+            fs: fs(&[("pki", Access::Read)]),
+            pki_seal: true,
+            kube: vec![KubeRule::new(
+                &["apply"],
+                &["secrets", RBAC_ROLES, RBAC_ROLE_BINDINGS],
+                &["kube-system"],
+            )],
+            ..Grant::default()
+        },
         // Reads admin.conf (server and CA) for cluster-info.
         "bootstrap-token" => Grant {
             fs: fs(&[("kubeconfig", Access::Read)]),

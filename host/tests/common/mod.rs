@@ -1318,3 +1318,33 @@ where
     }
     anyhow::bail!("{what}: not within {timeout:?}")
 }
+
+/// Run `check` against the real control plane of the node kubeforge wrote into `root`: under
+/// [`kubeforge_testenv::ControlPlaneLock`] (the control plane's ports are the machine's), the
+/// kubelet stand-in runs the node's static pods with the testenv binaries in `bin`; `check`
+/// runs once kube-apiserver is ready. A failure carries the tails of kube-apiserver's and
+/// kube-controller-manager's logs. The stand-in is stopped either way.
+pub async fn against_control_plane(
+    root: &Path,
+    bin: &Path,
+    check: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    let _ports =
+        kubeforge_testenv::ControlPlaneLock::acquire_timeout(std::time::Duration::from_secs(900))?;
+    let stand_in = kubeforge_testenv::StandIn::start(root, bin)?;
+    let result = match stand_in.wait_ready("kube-apiserver", std::time::Duration::from_secs(180)) {
+        Ok(_) => check.await,
+        Err(e) => Err(e),
+    };
+    let logs = match &result {
+        Ok(()) => String::new(),
+        Err(_) => ["kube-apiserver", "kube-controller-manager"]
+            .iter()
+            .map(|c| format!("\n--- {c} ---\n{}", stand_in.log_tail(c, 30)))
+            .collect(),
+    };
+    stand_in.stop()?;
+    result.with_context(|| logs)
+}
