@@ -27,9 +27,8 @@ clean-node:
 # cluster through the API. The stand-in also plays the kubelet service: kubeforge stops, starts and
 # restarts it through `kubeforge-testenv service --root CLUSTER_ROOT <action> kubelet` (its
 # --service-command), and the stand-in's kubelet serves /healthz on 127.0.0.1:10248 and registers
-# the Node with kubelet.conf's identity. Skipped: the kubelet phases, until this kubeforge has them.
+# the Node with kubelet.conf's identity. No phase is skipped.
 CLUSTER_ROOT ?= /tmp/kubeforge-cluster
-STAND_IN_SKIPPED := kubelet-start,wait-control-plane,upload-certs,mark-control-plane,kubelet-finalize
 
 cluster:
 	@test ! -e $(CLUSTER_ROOT)/stand-in.pid || { echo "a cluster is already running under $(CLUSTER_ROOT): make cluster-down"; exit 1; }
@@ -38,7 +37,7 @@ cluster:
 	tests/testenv/build.sh > /dev/null
 	mkdir -p $(CLUSTER_ROOT)/etc/kubernetes/manifests
 	KUBEFORGE_TESTENV_BIN=$$(tests/testenv/build.sh 2>/dev/null) setsid target/debug/kubeforge-testenv run --root $(CLUSTER_ROOT) > $(CLUSTER_ROOT)/stand-in.log 2>&1 & echo $$! > $(CLUSTER_ROOT)/stand-in.pid
-	target/debug/kubeforge --root $(CLUSTER_ROOT) --service-command "$(abspath target/debug/kubeforge-testenv) service --root $(CLUSTER_ROOT)" init --config $(CONFIG) --skip-phases $(STAND_IN_SKIPPED)
+	target/debug/kubeforge --root $(CLUSTER_ROOT) --service-command "$(abspath target/debug/kubeforge-testenv) service --root $(CLUSTER_ROOT)" init --config $(CONFIG)
 	@echo
 	@echo "The control plane is up. Point kubectl at it:"
 	@echo "  export KUBECONFIG=$(CLUSTER_ROOT)/etc/kubernetes/admin.conf"
@@ -60,9 +59,11 @@ test: testenv
 lint:
 	cargo fmt --all -- --check
 	cd guest-phases && cargo fmt --all -- --check
+	cd examples/components && cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cd guest-phases && cargo clippy --release -- -D warnings
 	cd guest-phases && cargo clippy --target $(HOST_TARGET) --all-targets -- -D warnings
+	cd examples/components && cargo clippy --release --target wasm32-wasip2 -- -D warnings
 	test -z "$$(gofmt -l tests/testenv)"
 	# The flags of build.sh, so vet reuses its compile cache (minutes instead of twenty).
 	cd tests/testenv && CGO_ENABLED=0 go vet -trimpath .

@@ -415,7 +415,8 @@ impl Runner {
     }
 
     /// Once a phase has sealed files with the certificate key, print the key for the operator
-    /// (as kubeadm does) and pass it to later phases for the control-plane join command.
+    /// (as kubeadm does) and pass it to later phases for the control-plane join command (withheld
+    /// there too when it is not printed).
     fn share_certificate_key(&mut self, slot_name: &str) {
         let Some(key) = self.host.certificate_key.hex() else {
             return;
@@ -427,10 +428,14 @@ impl Runner {
         {
             return;
         }
-        if self.print_certificate_key {
+        // `--skip-certificate-key-print` hides it from the join command too, as kubeadm does.
+        let shown = if self.print_certificate_key {
             println!("[{slot_name}] Using certificate key:\n{key}");
-        }
-        self.outputs.push((CERTIFICATE_KEY_OUTPUT.into(), key));
+            key
+        } else {
+            "<value withheld>".to_string()
+        };
+        self.outputs.push((CERTIFICATE_KEY_OUTPUT.into(), shown));
     }
 
     /// Run the whole tree, skipping `skip` (`phase` or `phase/sub-phase`).
