@@ -375,7 +375,19 @@ async fn client_from(host: &HostContext, file: &str) -> Result<Client, String> {
                 path.display()
             )
         })?;
-    let unusable = |e: &dyn std::fmt::Display| format!("{} is not usable: {e}", path.display());
+    // The parser's errors can quote the file; the phase sees this message, so not when the
+    // file holds key material.
+    let secret = super::fs::holds_private_key(&bytes);
+    let unusable = |e: &dyn std::fmt::Display| {
+        if secret {
+            format!(
+                "{} is not a usable kubeconfig (details withheld: it holds private key material)",
+                path.display()
+            )
+        } else {
+            format!("{} is not usable: {e}", path.display())
+        }
+    };
     let kubeconfig =
         Kubeconfig::from_yaml(&String::from_utf8_lossy(&bytes)).map_err(|e| unusable(&e))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
