@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use kubeforge::capabilities::kube::KubeRule;
 use kubeforge::capabilities::{Access, Grant};
 use kubeforge::runtime::Limits;
 use kubeforge::workflow::{GrantedComponent, RunOptions, Runner};
@@ -658,21 +659,50 @@ fn a_describe_asking_for_more_than_the_grant_is_refused_before_it_runs() {
 }
 
 #[test]
-fn a_component_importing_kube_without_a_grant_does_not_reach_the_api() {
+fn a_component_importing_kube_without_a_grant_is_refused_before_it_runs() {
     let mut scene = Scene::new();
-    // The host links every interface (fs, pki, node, log, kube) for every phase and refuses at
-    // load only what describe() requests beyond the grant; this component requests nothing and
-    // imports kube anyway, so each call must be denied, before any connection: the decoy
-    // admin.conf under the root would make a connection attempt fail with another error.
+    // The component requests nothing in describe() and imports kube anyway: its imports are
+    // checked against the grant at load, so it never runs (the decoy admin.conf under the root
+    // would make any connection attempt fail with another error).
     let component = hostile("kube-import", Grant::default());
     let before = scene.snapshot();
     let error = scene.attack("kube-import", &component, None);
     assert!(
-        error.contains("phase kube-import was denied kube access: apply ")
-            && error.contains("hostile"),
+        error.contains("refusing to run phase kube-import: component kube-import (sha256:")
+            && error
+                .contains("imports kubeforge:phase/kube@0.1.0, which its grant gives nothing of"),
         "{error}"
     );
-    scene.assert_denied("kube-import", "kube", &["apply "]);
+    scene.assert_unchanged(&before);
+    scene.assert_next_phase_runs();
+}
+
+#[test]
+fn an_apply_outside_the_granted_namespaces_is_denied_before_the_api() {
+    let mut scene = Scene::new();
+    let component = hostile(
+        "ungranted-namespace",
+        Grant {
+            kube: vec![KubeRule::new(&["apply"], &["configmaps"], &["kube-system"])],
+            ..Grant::default()
+        },
+    );
+    let before = scene.snapshot();
+    let error = scene.attack("ungranted-namespace", &component, None);
+    assert!(
+        error.contains(
+            "phase ungranted-namespace was denied kube access: apply ConfigMap default/hostile"
+        ),
+        "{error}"
+    );
+    scene.assert_denied(
+        "ungranted-namespace",
+        "kube",
+        &[
+            "apply ConfigMap default/hostile",
+            "apply Secret kube-public/hostile",
+        ],
+    );
     scene.assert_unchanged(&before);
     scene.assert_next_phase_runs();
 }

@@ -113,6 +113,27 @@ impl Grant {
 }
 
 impl Grant {
+    /// The imported interfaces that reach outside the sandbox and that this grant gives nothing
+    /// of: a component importing them is refused before it runs.
+    pub fn ungranted_imports<'a>(&self, imports: &'a [String]) -> Vec<&'a str> {
+        imports
+            .iter()
+            .map(String::as_str)
+            .filter(
+                |import| match import.split('@').next().unwrap_or_default() {
+                    "kubeforge:phase/fs" => self.fs.is_empty(),
+                    "kubeforge:phase/kube" => self.kube.is_empty(),
+                    "kubeforge:phase/node" => {
+                        self.node_paths.is_empty()
+                            && self.node_services.is_empty()
+                            && self.node_probes.is_empty()
+                    }
+                    _ => false,
+                },
+            )
+            .collect()
+    }
+
     /// This grant widened to cover `request`: what the operator would grant to run it.
     pub fn widened_to(&self, request: &CapabilityRequest) -> Grant {
         let mut grant = self.clone();

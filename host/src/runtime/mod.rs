@@ -52,6 +52,8 @@ pub struct LoadedPhase {
     pub name: String,
     /// `sha256:<hex>` of the component's bytes.
     pub digest: String,
+    /// The interfaces the component imports, e.g. `kubeforge:phase/kube@0.1.0`.
+    pub imports: Vec<String>,
     pre: PhaseComponentPre<PhaseState>,
 }
 
@@ -124,9 +126,15 @@ impl Runtime {
             elapsed_us = started.elapsed().as_micros() as u64,
             "component loaded"
         );
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         Ok(LoadedPhase {
             name: name.to_string(),
             digest,
+            imports,
             pre,
         })
     }

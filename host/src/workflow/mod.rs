@@ -190,6 +190,16 @@ impl Runner {
         limits: Limits,
     ) -> Result<(LoadedPhase, PhaseInfo)> {
         let loaded = self.runtime.load(&component.name, &component.wasm)?;
+        let ungranted = component.grant.ungranted_imports(&loaded.imports);
+        if !ungranted.is_empty() {
+            bail!(
+                "refusing to run phase {slot_name}: component {} ({}) imports {}, which its grant gives nothing of; \
+                 grant what it needs of them in the PhaseConfiguration entry of slot {slot_name}, or use a component that does not import them",
+                component.name,
+                loaded.digest,
+                ungranted.join(", ")
+            );
+        }
         let info = self
             .runtime
             .describe_within(&loaded, self.host.clone(), limits)

@@ -1,7 +1,7 @@
 //! What every hostile component shares: a `describe()` that asks only for what its grant holds
 //! (so it passes the load-time check and attacks at call time), and a record of attempts.
 
-use kubeforge_sdk::{CapabilityRequest, FsRequest, PhaseError, PhaseInfo, PhaseReport, SubPhase};
+use kubeforge_sdk::{CapabilityRequest, PhaseError, PhaseInfo, PhaseReport, SubPhase, requests};
 
 /// A phase description asking for `fs` roots (name, writable) and the given sub-phases.
 pub fn info(name: &str, fs: &[(&str, bool)], sub_phases: &[&str]) -> PhaseInfo {
@@ -18,15 +18,15 @@ pub fn info(name: &str, fs: &[(&str, bool)], sub_phases: &[&str]) -> PhaseInfo {
         requests: CapabilityRequest {
             fs: fs
                 .iter()
-                .map(|(root, writable)| FsRequest {
-                    root: root.to_string(),
-                    writable: *writable,
+                .map(|(root, writable)| {
+                    if *writable {
+                        requests::read_write(root)
+                    } else {
+                        requests::read(root)
+                    }
                 })
                 .collect(),
-            pki_sign: vec![],
-            pki_create: vec![],
-            kube: vec![],
-            node_paths: vec![],
+            ..requests::none()
         },
     }
 }

@@ -1,9 +1,7 @@
 //! `describe()` asks for far more than the grant holds, and tries a write while describing. If
 //! it were ever run, `run()` would write a marker.
 
-use kubeforge_sdk::{
-    Guest, KubeRule, PhaseContext, PhaseError, PhaseInfo, PhaseReport, fs,
-};
+use kubeforge_sdk::{Guest, KubeRule, PhaseContext, PhaseError, PhaseInfo, PhaseReport, fs};
 
 struct Component;
 

@@ -59,7 +59,10 @@ impl Guest for Component {
             "create-dir kubeconfig:manifests",
             fs::create_dir("kubeconfig", "manifests", 0o777),
         );
-        attempts.refused("read kubeconfig:pki/ca.crt", fs::read("kubeconfig", "pki/ca.crt"));
+        attempts.refused(
+            "read kubeconfig:pki/ca.crt",
+            fs::read("kubeconfig", "pki/ca.crt"),
+        );
         attempts.finish()
     }
 }

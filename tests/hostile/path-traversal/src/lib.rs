@@ -21,7 +21,12 @@ impl Guest for Component {
         );
         attempts.refused(
             "write /tmp/kubeforge-hostile-absolute-escape",
-            fs::write("pki", "/tmp/kubeforge-hostile-absolute-escape", payload, 0o644),
+            fs::write(
+                "pki",
+                "/tmp/kubeforge-hostile-absolute-escape",
+                payload,
+                0o644,
+            ),
         );
         attempts.refused(
             "write pki:sub/../../escape",

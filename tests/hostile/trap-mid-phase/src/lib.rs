@@ -7,13 +7,22 @@ struct Component;
 
 impl Guest for Component {
     fn describe() -> PhaseInfo {
-        hostile_common::info("trap-mid-phase", &[("manifests", true)], &["panic", "unreachable"])
+        hostile_common::info(
+            "trap-mid-phase",
+            &[("manifests", true)],
+            &["panic", "unreachable"],
+        )
     }
 
     fn run(_: PhaseContext, sub_phase: Option<String>) -> Result<PhaseReport, PhaseError> {
         match sub_phase.as_deref() {
             Some("panic") => {
-                fs::write("manifests", "before-panic.yaml", b"written: before the panic\n", 0o600)?;
+                fs::write(
+                    "manifests",
+                    "before-panic.yaml",
+                    b"written: before the panic\n",
+                    0o600,
+                )?;
                 panic!("hostile component panics mid-phase");
             }
             Some("unreachable") => {
