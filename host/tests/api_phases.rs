@@ -777,7 +777,7 @@ fn whole_init_dry_run_plans_the_api_phases_and_honours_skipped_addons() -> Resul
         .arg(&root)
         .args(["init", "--dry-run", "--config"])
         .arg(&config)
-        .arg("--skip-phases=kubelet-start,wait-control-plane,upload-certs,mark-control-plane,kubelet-finalize,addon/coredns")
+        .arg("--skip-phases=addon/coredns")
         .output()?;
     let plan = String::from_utf8_lossy(&output.stdout);
     ensure!(
@@ -789,9 +789,23 @@ fn whole_init_dry_run_plans_the_api_phases_and_honours_skipped_addons() -> Resul
         "Would perform action APPLY on ConfigMap kube-system/kubeadm-config\n",
         "Would perform action APPLY on ConfigMap kube-public/cluster-info\n",
         "Would perform action APPLY on DaemonSet kube-system/kube-proxy\n",
+        "[dryrun] [kubelet-start] Would write file",
+        "[dryrun] [kubelet-start] Would restart service kubelet\n",
+        "Would perform action APPLY on Node kf-e2e-node\n",
     ] {
         ensure!(plan.contains(line), "{line:?} not in the plan:\n{plan}");
     }
+    // As kubeadm's manageSkippedAddons: the skipped DNS addon is recorded as disabled in the
+    // uploaded ClusterConfiguration.
+    let kubeadm_config = plan
+        .split("Would perform action APPLY on ConfigMap kube-system/kubeadm-config\n")
+        .nth(1)
+        .and_then(|rest| rest.split("[dryrun]").next())
+        .unwrap_or_default();
+    ensure!(
+        kubeadm_config.contains("dns:") && kubeadm_config.contains("disabled: true"),
+        "the uploaded ClusterConfiguration records dns.disabled:\n{kubeadm_config}"
+    );
     ensure!(
         !plan.contains("coredns"),
         "addon/coredns was skipped:\n{plan}"

@@ -173,8 +173,16 @@ fn run_workflow(
     skip.extend(loaded.effective.init.skip_phases.iter().cloned());
     tree::validate_skip_phases(&profile.slots, &skip)?;
     let dry_run = args.dry_run || loaded.effective.init.dry_run;
-    let version = loaded
-        .effective
+    let mut effective = loaded.effective;
+    // kubeadm's manageSkippedAddons: a skipped addon is recorded as disabled, so the uploaded
+    // ClusterConfiguration (and a later upgrade) knows it.
+    if skip.iter().any(|s| s == "addon/coredns") {
+        effective.cluster.dns.disabled = true;
+    }
+    if skip.iter().any(|s| s == "addon/kube-proxy") {
+        effective.cluster.proxy.disabled = true;
+    }
+    let version = effective
         .cluster
         .kubernetes_version
         .clone()
@@ -194,7 +202,7 @@ fn run_workflow(
             print_certificate_key: !args.skip_certificate_key_print,
             profile,
         },
-        loaded.effective,
+        effective,
     )?;
     let result = runtime.block_on(async {
         match &single {
