@@ -5,97 +5,18 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kubeforge_api::v1beta4::BootstrapToken;
+pub use kubeforge_sdk::bootstrap_token::{rfc3339, split_token, token_secret};
 use kubeforge_sdk::objects::{
     NODE_BOOTSTRAP_TOKEN_GROUP, NODES_GROUP, cluster_role, cluster_role_binding, config_map,
     core_rule, group, role, role_binding, user,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-pub const KUBE_SYSTEM: &str = "kube-system";
+pub use kubeforge_sdk::objects::KUBE_SYSTEM;
 pub const KUBE_PUBLIC: &str = "kube-public";
 pub const CLUSTER_INFO: &str = "cluster-info";
 /// The Role and RoleBinding that let anyone read cluster-info.
 pub const CLUSTER_INFO_RBAC: &str = "kubeadm:bootstrap-signer-clusterinfo";
-
-/// The token's `id` and `secret` halves, checked against `[a-z0-9]{6}.[a-z0-9]{16}`.
-pub fn split_token(token: &str) -> Result<(&str, &str), String> {
-    let valid = |part: &str, len: usize| {
-        part.len() == len
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
-    match token.split_once('.') {
-        Some((id, secret)) if valid(id, 6) && valid(secret, 16) => Ok((id, secret)),
-        _ => Err("the token does not match [a-z0-9]{6}.[a-z0-9]{16}".into()),
-    }
-}
-
-/// Seconds since the Unix epoch as RFC 3339 in UTC, as Go's `time.RFC3339` prints it.
-pub fn rfc3339(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// kubeadm's `BootstrapTokenToSecret`: the Secret `kube-system/bootstrap-token-<id>`. `now` is
-/// the current Unix time, from which a TTL counts.
-pub fn token_secret(token: &BootstrapToken, index: usize, now: i64) -> Result<Value, String> {
-    let field = |name: &str| format!("bootstrapTokens[{index}].{name}");
-    let text = token
-        .token
-        .as_deref()
-        .ok_or_else(|| format!("{}: the host did not generate a token", field("token")))?;
-    let (id, secret) = split_token(text).map_err(|e| format!("{}: {e}", field("token")))?;
-    let mut data = Map::new();
-    let mut put = |key: String, value: &str| {
-        data.insert(key, Value::String(STANDARD.encode(value)));
-    };
-    put("token-id".into(), id);
-    put("token-secret".into(), secret);
-    if let Some(description) = token.description.as_deref().filter(|d| !d.is_empty()) {
-        put("description".into(), description);
-    }
-    if let Some(expires) = token.expires.as_deref() {
-        put("expiration".into(), expires);
-    } else if let Some(ttl) = token
-        .ttl
-        .and_then(|ttl| ttl.to_std())
-        .filter(|t| !t.is_zero())
-    {
-        let seconds =
-            i64::try_from(ttl.as_secs()).map_err(|_| format!("{}: too long", field("ttl")))?;
-        put("expiration".into(), &rfc3339(now + seconds));
-    }
-    for usage in &token.usages {
-        put(format!("usage-bootstrap-{usage}"), "true");
-    }
-    if !token.groups.is_empty() {
-        put("auth-extra-groups".into(), &token.groups.join(","));
-    }
-    Ok(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": format!("bootstrap-token-{id}"), "namespace": KUBE_SYSTEM},
-        "type": "bootstrap.kubernetes.io/token",
-        "data": data,
-    }))
-}
 
 /// The RBAC for bootstrap tokens and node certificates, in kubeadm's order: post CSRs, get
 /// nodes, auto-approve node client CSRs, auto-approve node certificate rotation.

@@ -14,6 +14,7 @@ pub mod bindings {
     });
 }
 
+pub mod bootstrap_token;
 pub mod certificates;
 pub mod component_config;
 pub mod dns;

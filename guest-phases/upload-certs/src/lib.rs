@@ -11,11 +11,13 @@
 //! and the host prints the key after the phase.
 
 use std::path::{Component, Path};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kubeforge_api::EffectiveConfig;
+use kubeforge_api::v1beta4::BootstrapToken;
+use kubeforge_sdk::bootstrap_token;
 use kubeforge_sdk::objects::{NODE_BOOTSTRAP_TOKEN_GROUP, core_rule, group, role, role_binding};
 use kubeforge_sdk::{FieldError, PhaseError};
 use serde_json::{Map, Value, json};
@@ -153,39 +155,20 @@ pub fn random_token() -> Result<(String, String), String> {
     Ok((token_chars(6, fill)?, token_chars(16, fill)?))
 }
 
-/// `now + TOKEN_TTL` in RFC 3339 (UTC, whole seconds), as kubeadm writes `expiration`.
-pub fn expiration(now: SystemTime) -> Result<String, String> {
-    let seconds = (now + TOKEN_TTL)
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| format!("the clock is before 1970: {e}"))?
-        .as_secs();
-    let at = time::OffsetDateTime::from_unix_timestamp(
-        i64::try_from(seconds).map_err(|_| "the clock is out of range".to_string())?,
-    )
-    .map_err(|e| format!("the clock is out of range: {e}"))?;
-    at.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("formatting the token expiration: {e}"))
+/// The bootstrap token that owns kubeadm-certs: a description and a TTL, and no usages or
+/// groups, so it authenticates nobody (kubeadm's `createShortLivedBootstrapToken`).
+pub fn owner_token(id: &str, secret: &str) -> BootstrapToken {
+    BootstrapToken {
+        token: Some(format!("{id}.{secret}")),
+        description: Some(TOKEN_DESCRIPTION.into()),
+        ttl: Some(TOKEN_TTL.into()),
+        ..BootstrapToken::default()
+    }
 }
 
-/// The bootstrap token Secret that owns kubeadm-certs: kubeadm's `BootstrapTokenToSecret` of a
-/// token with a description and a TTL, and no usages or groups (it authenticates nobody).
-pub fn token_secret(id: &str, secret: &str, expiration: &str) -> Value {
-    let mut data = Map::new();
-    for (key, value) in [
-        ("token-id", id),
-        ("token-secret", secret),
-        ("description", TOKEN_DESCRIPTION),
-        ("expiration", expiration),
-    ] {
-        data.insert(key.into(), Value::String(STANDARD.encode(value)));
-    }
-    json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": format!("bootstrap-token-{id}"), "namespace": NAMESPACE},
-        "type": "bootstrap.kubernetes.io/token",
-        "data": data,
-    })
+/// The Secret of [`owner_token`], expiring `TOKEN_TTL` after `now` (Unix seconds).
+pub fn token_secret(id: &str, secret: &str, now: i64) -> Result<Value, String> {
+    bootstrap_token::token_secret(&owner_token(id, secret), 0, now)
 }
 
 /// The kubeadm-certs Secret with `values` (key, sealed bytes), controlled by the token Secret
@@ -234,7 +217,7 @@ pub fn rbac() -> Vec<Value> {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use std::time::SystemTime;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     use kubeforge_sdk::objects::apply;
     use kubeforge_sdk::{
@@ -295,8 +278,12 @@ mod component {
 
             // A new token each run, as kubeadm: kubeadm-certs moves to it and lives 2h more.
             let (id, secret) = crate::random_token().map_err(failed)?;
-            let expiration = crate::expiration(SystemTime::now()).map_err(failed)?;
-            let token = apply(&crate::token_secret(&id, &secret, &expiration))?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_err(|e| failed(format!("the clock is before 1970: {e}")))?
+                .as_secs();
+            let now = i64::try_from(now).map_err(|_| failed("the clock is out of range"))?;
+            let token = apply(&crate::token_secret(&id, &secret, now).map_err(failed)?)?;
             let owner = format!("bootstrap-token-{id}");
             let uid = match token["metadata"]["uid"].as_str() {
                 Some(uid) => uid.to_string(),
