@@ -127,6 +127,20 @@ fn list(config: Option<&Path>, output: Format) -> Result<()> {
                     entry.digest.as_deref().unwrap_or("-"),
                 );
             }
+            let spare: Vec<&str> = stock::names()
+                .into_iter()
+                .filter(|name| {
+                    !slots
+                        .iter()
+                        .any(|slot| slot.filling == Filling::Builtin(name.to_string()))
+                })
+                .collect();
+            if !spare.is_empty() {
+                println!(
+                    "\nBuilt in, in no slot (a PhaseConfiguration can put them in one): {}",
+                    spare.join(", ")
+                );
+            }
             println!(
                 "\n`kubeforge component inspect builtin:<name>` shows what a component requests."
             );
