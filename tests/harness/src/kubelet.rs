@@ -22,7 +22,11 @@
 //! 3. serves `GET /healthz` → 200 `ok`;
 //! 4. registers its Node with the store's certificate (identity
 //!    `system:node:<name>`, so the Node authorizer and NodeRestriction judge
-//!    it), retrying until it succeeds or the emulation stops.
+//!    it), retrying until it succeeds or the emulation stops;
+//! 5. then keeps a **mirror pod** of every static pod the stand-in runs, and
+//!    its status, in step with the manifests, with that identity (see the
+//!    [`mirror`] module docs): created, replaced when the manifest changes,
+//!    deleted when it is removed; stopping the kubelet leaves them.
 //!
 //! When config.yaml or kubelet.conf is missing or unusable, the real kubelet
 //! exits and systemd restarts it (`Restart=always`); the emulation logs why,
@@ -39,8 +43,9 @@
 //!   chroot alike.
 //! * The timestamp in the file name is UTC (the kubelet uses local time).
 //! * It does not rotate the seeded certificate through a CSR (the kubelet
-//!   does so right after seeding), does not post NodeStatus or heartbeats,
-//!   and does not do TLS bootstrap with bootstrap-kubelet.conf.
+//!   does so right after seeding), does not post NodeStatus or heartbeats
+//!   (the Node has no conditions and no addresses), and does not do TLS
+//!   bootstrap with bootstrap-kubelet.conf.
 //! * Registration retries back off from 100 ms to 2 s (the kubelet: 7 s).
 //!
 //! Everything it does goes to tracing (target `kubeforge_testenv::kubelet`)
@@ -69,6 +74,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use crate::manifest::host_path_under;
+
+pub mod mirror;
+
+pub use mirror::{
+    CONFIG_HASH, CONFIG_MIRROR, CONFIG_SEEN, CONFIG_SOURCE, SYNC_INTERVAL, config_hash,
+    mirror_pod_name,
+};
+pub(crate) use mirror::{ContainerRun, StaticPod, StaticPods};
 
 /// KubeletConfiguration file, relative to the root.
 pub const KUBELET_CONFIG: &str = "var/lib/kubelet/config.yaml";
@@ -110,6 +123,9 @@ pub struct KubeletStatus {
     pub last_error: Option<String>,
     /// How many times it came up (its files loaded, /healthz bound).
     pub starts: u32,
+    /// The mirror pods (`namespace/name`) this run keeps in step, as of its
+    /// last sync; empty while stopped or before the Node is registered.
+    pub mirror_pods: Vec<String>,
 }
 
 /// One line each to tracing and to the kubelet's log file.
@@ -167,6 +183,8 @@ pub(crate) struct Kubelet {
     log: KubeletLog,
     status: Mutex<KubeletStatus>,
     run: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The static pods the stand-in runs (for the mirror pods).
+    static_pods: StaticPods,
 }
 
 /// The result of a start: where /healthz answers, or why the kubelet is
@@ -174,12 +192,13 @@ pub(crate) struct Kubelet {
 pub(crate) type StartOutcome = std::result::Result<Option<SocketAddr>, String>;
 
 impl Kubelet {
-    pub(crate) fn new(root: PathBuf, log_path: PathBuf) -> Arc<Kubelet> {
+    pub(crate) fn new(root: PathBuf, log_path: PathBuf, static_pods: StaticPods) -> Arc<Kubelet> {
         Arc::new(Kubelet {
             root,
             log: KubeletLog { path: log_path },
             status: Mutex::new(KubeletStatus::default()),
             run: tokio::sync::Mutex::new(None),
+            static_pods,
         })
     }
 
@@ -210,6 +229,7 @@ impl Kubelet {
             st.healthz = None;
             st.registered = false;
             st.last_error = None;
+            st.mirror_pods.clear();
         }
         self.log.info("Starting kubelet (service start)");
         let (tx, rx) = oneshot::channel();
@@ -238,6 +258,7 @@ impl Kubelet {
             st.active = false;
             st.running = false;
             st.healthz = None;
+            st.mirror_pods.clear();
         }
         if was {
             self.log
@@ -262,7 +283,19 @@ impl Kubelet {
                             std::future::pending::<()>().await;
                         }
                     };
-                    tokio::join!(serve, self.register(&booted));
+                    let work = async {
+                        if let Some(client) = self.register(&booted).await {
+                            mirror::MirrorSync::new(
+                                &self,
+                                client,
+                                booted.node_name.clone(),
+                                booted.identity.clone(),
+                            )
+                            .run()
+                            .await;
+                        }
+                    };
+                    tokio::join!(serve, work);
                     return;
                 }
                 Err(e) => {
@@ -318,8 +351,9 @@ impl Kubelet {
         Ok((loaded, listener))
     }
 
-    /// Registers the Node; retries until it exists.
-    async fn register(&self, loaded: &Loaded) {
+    /// Registers the Node; retries until it exists. Returns the client it
+    /// registered with (`None`: no client could be built).
+    async fn register(&self, loaded: &Loaded) -> Option<kube::Client> {
         let name = &loaded.node_name;
         let client = match kube::Client::try_from(loaded.api.clone()) {
             Ok(c) => c,
@@ -327,10 +361,10 @@ impl Kubelet {
                 let msg = format!("cannot build an API client from kubelet.conf: {e}");
                 self.log.error(&msg);
                 self.lock().last_error = Some(msg);
-                return;
+                return None;
             }
         };
-        let nodes: Api<Node> = Api::all(client);
+        let nodes: Api<Node> = Api::all(client.clone());
         let node = initial_node(loaded);
         self.log.info(&format!(
             "Attempting to register node {name} with API server {} as {}",
@@ -359,7 +393,7 @@ impl Kubelet {
                     let mut st = self.lock();
                     st.registered = true;
                     st.last_error = None;
-                    return;
+                    return Some(client);
                 }
                 Err(msg) => {
                     if msg != last {

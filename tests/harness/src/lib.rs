@@ -35,8 +35,13 @@
 //! serves `/healthz` (127.0.0.1:10248 by default), seeds
 //! `ROOT/var/lib/kubelet/pki/kubelet-client-current.pem` from
 //! `ROOT/etc/kubernetes/kubelet.conf` and registers its Node with that
-//! identity. It is stopped when the stand-in starts (unless
-//! [`Options::start_kubelet`]); static pods run either way.
+//! identity. Then, with the same identity, it keeps a mirror pod of every
+//! static pod the stand-in runs (`<pod>-<node>`, the kubelet's annotations,
+//! the Node owner reference) and its status in step with the manifests (see
+//! [`kubelet::mirror`]): what kubeadm reads the API server's advertise
+//! address from. It is stopped when the stand-in starts (unless
+//! [`Options::start_kubelet`]); static pods run either way, and a stopped
+//! kubelet leaves its mirror pods.
 //!
 //! A host under test drives it like `systemctl`: it runs
 //! `<service command> <stop|start|restart> kubelet` with the service command
@@ -221,6 +226,9 @@ struct ManifestEntry {
     content: Vec<u8>,
     /// Content has been seen unchanged in two consecutive scans and acted on.
     applied: bool,
+    /// The content whose containers run (were planned): what the kubelet
+    /// emulation mirrors. `None` before the first plan and after an error.
+    running: Option<Vec<u8>>,
     components: Vec<String>,
     error: Option<String>,
 }
@@ -271,10 +279,17 @@ struct Control {
 }
 
 impl Control {
-    fn start(root: &Path, start_kubelet: bool) -> Result<Control> {
+    fn start(
+        root: &Path,
+        start_kubelet: bool,
+        static_pods: kubelet::StaticPods,
+    ) -> Result<Control> {
         let (listener, socket) = service::bind(root)?;
-        let kubelet =
-            kubelet::Kubelet::new(root.to_path_buf(), root.join(LOG_DIR).join("kubelet.log"));
+        let kubelet = kubelet::Kubelet::new(
+            root.to_path_buf(),
+            root.join(LOG_DIR).join("kubelet.log"),
+            static_pods,
+        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -352,7 +367,7 @@ impl StandIn {
         for dir in [root.join(MANIFESTS_DIR), root.join(LOG_DIR)] {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let control = Control::start(&root, options.start_kubelet)?;
+        let start_kubelet = options.start_kubelet;
         let shared = Arc::new(Shared {
             root,
             bin_dir,
@@ -360,6 +375,12 @@ impl StandIn {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
         });
+        let s = shared.clone();
+        let control = Control::start(
+            &shared.root,
+            start_kubelet,
+            Arc::new(move || static_pods(&s)),
+        )?;
         tracing::info!(
             root = %shared.root.display(),
             manifests = %shared.manifest_dir().display(),
@@ -712,6 +733,49 @@ impl Drop for StandIn {
     }
 }
 
+/// The static pods the supervisor runs, for the kubelet emulation's mirror
+/// pods: each manifest whose content was planned, with its containers.
+fn static_pods(shared: &Shared) -> Vec<kubelet::StaticPod> {
+    let st = shared.lock();
+    let now = Instant::now();
+    st.manifests
+        .iter()
+        .filter_map(|(path, m)| {
+            let content = m.running.clone()?;
+            let file = path.file_name()?.to_string_lossy().into_owned();
+            let containers = m
+                .components
+                .iter()
+                .filter_map(|name| {
+                    let c = st.components.get(name)?;
+                    (c.plan.manifest == *path).then(|| {
+                        let up_for = c
+                            .child
+                            .as_ref()
+                            .and(c.started)
+                            .map(|s| now.saturating_duration_since(s));
+                        kubelet::ContainerRun {
+                            name: name.clone(),
+                            phase: c.phase.clone(),
+                            pid: c.child.as_ref().map(Child::id),
+                            started_at: up_for.and_then(|u| SystemTime::now().checked_sub(u)),
+                            up_for,
+                            starts: c.starts,
+                            probe: c.plan.probe.clone(),
+                            last_exit: c.last_exit.clone(),
+                        }
+                    })
+                })
+                .collect();
+            Some(kubelet::StaticPod {
+                source: format!("/{MANIFESTS_DIR}/{file}"),
+                content,
+                containers,
+            })
+        })
+        .collect()
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -839,6 +903,7 @@ fn sync_manifests(shared: &Shared) -> Vec<(String, Child)> {
                     ManifestEntry {
                         content: bytes,
                         applied: false,
+                        running: None,
                         components: Vec::new(),
                         error: None,
                     },
@@ -862,6 +927,7 @@ fn sync_manifests(shared: &Shared) -> Vec<(String, Child)> {
                 match planned {
                     Ok(plans) => {
                         m.error = None;
+                        m.running = Some(m.content.clone());
                         m.components = plans.iter().map(|p| p.component.clone()).collect();
                         for plan in plans {
                             for p in &plan.unmapped {
@@ -888,6 +954,7 @@ fn sync_manifests(shared: &Shared) -> Vec<(String, Child)> {
                         let msg = format!("{e:#}");
                         tracing::error!(manifest = %path.display(), "cannot run manifest: {msg}");
                         m.error = Some(msg);
+                        m.running = None;
                     }
                 }
             }

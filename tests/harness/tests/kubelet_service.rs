@@ -16,19 +16,34 @@
 //! * `kubelet_without_its_files_*`: with no config.yaml / kubelet.conf the
 //!   service "starts" (as systemd's does) but crash-loops with /healthz down,
 //!   saying why in the kubelet's log, and re-reads its files on each restart.
+//! * `mirror_pods_*`: a node advertising this host's default-route address
+//!   (kubeadm refuses a loopback one when it reads the cluster), kubeforge's
+//!   `kubelet-start` (config.yaml, kubeadm-flags.env, `service restart
+//!   kubelet` through the stand-in's service command) and `upload-config
+//!   all`; the four mirror pods `<component>-kf-node` appear with the
+//!   kubelet's annotations, the Node owner reference, field manager
+//!   `kubelet` (spec and status) and Ready=True; the real kubeadm's `certs
+//!   check-expiration --rootfs` (no --config) reads the kubeadm-config
+//!   ConfigMap and the API server's mirror pod in seconds; a changed
+//!   kube-scheduler.yaml replaces its mirror pod (new config hash, Ready
+//!   again), a scheduler that exits makes it Ready=False, a removed manifest
+//!   deletes it, and `service stop kubelet` leaves the others. Needs root
+//!   (`kubeadm --rootfs` chroots).
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
-use common::{NODE_NAME, NODE_PHASES, client, config, kubeforge_phases};
+use common::{NODE_NAME, NODE_PHASES, client, config, kubeforge_phases, kubeforge_phases_with};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use kubeforge_testenv::kubelet::{CONFIG_HASH, CONFIG_MIRROR, CONFIG_SEEN, CONFIG_SOURCE};
 use kubeforge_testenv::manifest::HttpProbe;
 use kubeforge_testenv::{
     ControlPlaneLock, KUBELET_CLIENT_CURRENT, KUBELET_CONFIG, KUBELET_PKI_DIR, Options,
@@ -486,4 +501,443 @@ fn crash_loop_checks(stand_in: &StandIn) -> Result<()> {
     service_ok(root, "stop")?;
     ensure!(!stand_in.kubelet_status().active);
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Mirror pods
+
+/// The four static pods kubeforge's `etcd local` and `control-plane all`
+/// write.
+const STATIC_PODS: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+/// This host's address on its default route, the address kubeadm itself
+/// would choose. The node below advertises it: kubeadm rejects a loopback
+/// advertise address when it reads the cluster's configuration (its dynamic
+/// defaults look for a global unicast address on `lo`, fail with "unable to
+/// select an IP from lo network interface" and fall back to defaults), so a
+/// 127.0.0.1 node cannot show that kubeadm reads the cluster.
+fn host_address() -> Result<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    // No packet is sent: connect only picks the route and source address.
+    socket
+        .connect("203.0.113.1:9")
+        .context("this test needs an IPv4 default route (the node advertises its address)")?;
+    let ip = socket.local_addr()?.ip();
+    ensure!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "the default route's source address is {ip}; this test needs a non-loopback IPv4 address"
+    );
+    Ok(ip)
+}
+
+/// The mirror pods bound to NODE_NAME, by name.
+async fn mirror_pods(admin: &kube::Client) -> Result<BTreeMap<String, Pod>> {
+    let list = Api::<Pod>::all(admin.clone())
+        .list(&ListParams::default().fields(&format!("spec.nodeName={NODE_NAME}")))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| annotation(p, CONFIG_MIRROR).is_some())
+        .map(|p| (p.metadata.name.clone().unwrap_or_default(), p))
+        .collect())
+}
+
+fn annotation<'p>(pod: &'p Pod, key: &str) -> Option<&'p str> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+fn ready(pod: &Pod) -> Option<&str> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+/// Polls `check` every 250 ms until it gives `Ok(value)`; on timeout fails
+/// with the last `Err(why)` it gave.
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<(T, Duration)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<std::result::Result<T, String>>>,
+{
+    let begin = Instant::now();
+    loop {
+        let why = match check().await? {
+            Ok(value) => return Ok((value, begin.elapsed())),
+            Err(why) => why,
+        };
+        if begin.elapsed() >= timeout {
+            bail!("{what}: not within {timeout:?}: {why}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[test]
+fn mirror_pods_follow_the_manifests_and_kubeadm_reads_the_cluster_config() -> Result<()> {
+    let bin = testenv_bin_dir()?;
+    let advertise = host_address()?;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("root");
+    let config_yaml = config(&advertise.to_string(), "ECDSA-P256");
+    kubeforge_phases(&root, &config_yaml, &NODE_PHASES)?;
+
+    let waited = Instant::now();
+    let _ports = ControlPlaneLock::acquire_timeout(Duration::from_secs(900))?;
+    eprintln!(
+        "control-plane lock after {:?}; node advertises {advertise}",
+        waited.elapsed()
+    );
+    let begin = Instant::now();
+    let busy = busy_control_plane_ports();
+    ensure!(
+        busy.is_empty(),
+        "ports {busy:?} are in use by something that does not hold the control-plane lock"
+    );
+    let options = Options {
+        restart: RestartPolicy::Never,
+        ..Options::default()
+    };
+    let stand_in = StandIn::start_with(&root, &bin, options)?;
+    let result = with_logs(
+        &stand_in,
+        mirror_checks(&stand_in, &bin, &config_yaml, advertise),
+    );
+    stand_in.stop()?;
+    eprintln!("with the control plane: {:?}", begin.elapsed());
+    result
+}
+
+fn mirror_checks(
+    stand_in: &StandIn,
+    bin: &Path,
+    config_yaml: &str,
+    advertise: std::net::IpAddr,
+) -> Result<()> {
+    let root = stand_in.root();
+    // kubeforge's kubelet phase writes config.yaml and kubeadm-flags.env
+    // (the node name differs from the host name) and restarts the kubelet
+    // through the stand-in's service command.
+    let service_command = stand_in.service_command_line()?;
+    kubeforge_phases_with(
+        root,
+        config_yaml,
+        &["kubelet-start"],
+        &["--service-command", &service_command],
+    )?;
+    stand_in.wait_ready("kube-apiserver", TIMEOUT)?;
+    let registered = stand_in.wait_kubelet_registered(Duration::from_secs(60))?;
+    ensure!(registered == NODE_NAME, "registered as {registered}");
+    // kubeadm-config and kubelet-config, as `kubeadm init` uploads them.
+    kubeforge_phases(root, config_yaml, &["upload-config all"])?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let admin = client(&root.join("etc/kubernetes/super-admin.conf")).await?;
+        let node = Api::<Node>::all(admin.clone()).get(NODE_NAME).await?;
+        let node_uid = node.metadata.uid.clone().unwrap_or_default();
+
+        // 1. The four mirror pods appear and become ready.
+        let names: Vec<String> = STATIC_PODS
+            .iter()
+            .map(|c| format!("{c}-{NODE_NAME}"))
+            .collect();
+        let (pods, took) = wait_for("four ready mirror pods", TIMEOUT, || async {
+            let pods = mirror_pods(&admin).await?;
+            let state: Vec<String> = names
+                .iter()
+                .map(|n| match pods.get(n) {
+                    None => format!("{n}: missing"),
+                    Some(p) => format!("{n}: Ready={:?}", ready(p)),
+                })
+                .collect();
+            let all = names
+                .iter()
+                .all(|n| pods.get(n).is_some_and(|p| ready(p) == Some("True")));
+            Ok(if all { Ok(pods) } else { Err(state.join(", ")) })
+        })
+        .await?;
+        eprintln!("four mirror pods, all Ready, {took:?} after upload-config");
+        let seen_re = |s: &str| {
+            s.len() == "2006-01-02T15:04:05.000000000Z".len()
+                && s.ends_with('Z')
+                && s.as_bytes()[10] == b'T'
+                && s.as_bytes()[19] == b'.'
+        };
+        for component in STATIC_PODS {
+            let name = format!("{component}-{NODE_NAME}");
+            let pod = &pods[&name];
+            ensure!(
+                pod.metadata.namespace.as_deref() == Some("kube-system"),
+                "{name}: namespace {:?}",
+                pod.metadata.namespace
+            );
+            let hash = annotation(pod, CONFIG_HASH).unwrap_or_default();
+            ensure!(
+                hash.len() == 32 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+                "{name}: config.hash {hash:?}"
+            );
+            ensure!(
+                annotation(pod, CONFIG_MIRROR) == Some(hash),
+                "{name}: config.mirror {:?} is not config.hash {hash}",
+                annotation(pod, CONFIG_MIRROR)
+            );
+            ensure!(
+                annotation(pod, CONFIG_SOURCE) == Some("file"),
+                "{name}: config.source {:?}",
+                annotation(pod, CONFIG_SOURCE)
+            );
+            let seen = annotation(pod, CONFIG_SEEN).unwrap_or_default();
+            ensure!(seen_re(seen), "{name}: config.seen {seen:?}");
+            let labels = pod.metadata.labels.clone().unwrap_or_default();
+            ensure!(
+                labels.get("component").map(String::as_str) == Some(component)
+                    && labels.get("tier").map(String::as_str) == Some("control-plane"),
+                "{name}: labels {labels:?}"
+            );
+            let owners = pod.metadata.owner_references.clone().unwrap_or_default();
+            ensure!(
+                owners.len() == 1
+                    && owners[0].api_version == "v1"
+                    && owners[0].kind == "Node"
+                    && owners[0].name == NODE_NAME
+                    && owners[0].uid == node_uid
+                    && owners[0].controller == Some(true),
+                "{name}: ownerReferences {owners:?} (Node uid {node_uid})"
+            );
+            let spec = pod.spec.as_ref().context("no spec")?;
+            ensure!(
+                spec.node_name.as_deref() == Some(NODE_NAME),
+                "{name}: nodeName {:?}",
+                spec.node_name
+            );
+            ensure!(
+                spec.tolerations.as_ref().is_some_and(|t| t.iter().any(|t| {
+                    t.operator.as_deref() == Some("Exists")
+                        && t.effect.as_deref() == Some("NoExecute")
+                        && t.key.is_none()
+                })),
+                "{name}: no Exists/NoExecute toleration: {:?}",
+                spec.tolerations
+            );
+            let status = pod.status.as_ref().context("no status")?;
+            ensure!(
+                status.phase.as_deref() == Some("Running")
+                    && status
+                        .container_statuses
+                        .as_ref()
+                        .is_some_and(|cs| cs.len() == 1 && cs[0].ready && cs[0].name == component),
+                "{name}: status {status:?}"
+            );
+            // Written with field manager kubelet, the spec by a create and
+            // the status through pods/status.
+            let managers: Vec<(String, String, String)> = pod
+                .metadata
+                .managed_fields
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.manager.unwrap_or_default(),
+                        m.operation.unwrap_or_default(),
+                        m.subresource.unwrap_or_default(),
+                    )
+                })
+                .collect();
+            for want in [("kubelet", "Update", ""), ("kubelet", "Update", "status")] {
+                ensure!(
+                    managers
+                        .iter()
+                        .any(|(m, o, s)| (m.as_str(), o.as_str(), s.as_str()) == want),
+                    "{name}: no managedFields entry {want:?}: {managers:?}"
+                );
+            }
+        }
+        // What kubeadm looks up: the API server's advertise address.
+        let endpoint = annotation(
+            &pods[&format!("kube-apiserver-{NODE_NAME}")],
+            "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint",
+        );
+        ensure!(
+            endpoint == Some(&format!("{advertise}:6443")),
+            "kube-apiserver mirror pod: advertise-address.endpoint {endpoint:?}"
+        );
+        let mut listed = stand_in.kubelet_status().mirror_pods;
+        listed.sort();
+        let want: Vec<String> = names.iter().map(|n| format!("kube-system/{n}")).collect();
+        ensure!(listed == want, "kubelet_status().mirror_pods: {listed:?}");
+
+        // Created with kubelet.conf's identity: the emulation holds no
+        // other credential than its certificate store, which is
+        // system:node:kf-node, and it logs each creation as that identity.
+        let current = root.join(KUBELET_CLIENT_CURRENT);
+        let review = Api::<SelfSubjectReview>::all(pem_client(root, &current)?)
+            .create(&PostParams::default(), &SelfSubjectReview::default())
+            .await?;
+        let user = review
+            .status
+            .and_then(|s| s.user_info)
+            .and_then(|u| u.username);
+        ensure!(
+            user.as_deref() == Some(&format!("system:node:{NODE_NAME}")),
+            "the kubelet's certificate is {user:?}"
+        );
+        let log = stand_in.log("kubelet");
+        for n in &names {
+            ensure!(
+                log.contains(&format!(
+                    "Created mirror pod kube-system/{n} (config hash {}",
+                    annotation(&pods[n], CONFIG_HASH).unwrap_or_default()
+                )) && log.contains(&format!("as system:node:{NODE_NAME}")),
+                "kubelet.log does not show {n} created as system:node:{NODE_NAME}:\n{log}"
+            );
+        }
+
+        // 2. The real kubeadm reads the cluster's configuration: kubeadm-config,
+        //    kubelet-config, the Node and the API server's mirror pod.
+        let begin = Instant::now();
+        let out = Command::new(bin.join("kubeadm"))
+            .args(["certs", "check-expiration", "--rootfs"])
+            .arg(root)
+            .stdin(Stdio::null())
+            .output()
+            .context("running kubeadm certs check-expiration")?;
+        let took = begin.elapsed();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            out.status.success(),
+            "kubeadm certs check-expiration --rootfs failed ({}):\n{said}",
+            out.status
+        );
+        ensure!(
+            said.contains(
+                "[check-expiration] Reading configuration from the \"kubeadm-config\" ConfigMap"
+            ) && !said.contains("Error reading configuration from the Cluster"),
+            "kubeadm did not read the cluster's configuration:\n{said}"
+        );
+        ensure!(
+            took < Duration::from_secs(15),
+            "kubeadm certs check-expiration took {took:?}:\n{said}"
+        );
+        eprintln!("kubeadm certs check-expiration read the cluster's configuration in {took:?}");
+
+        // 3. A changed manifest replaces its mirror pod.
+        let scheduler = format!("kube-scheduler-{NODE_NAME}");
+        let old = &pods[&scheduler];
+        let old_hash = annotation(old, CONFIG_HASH).unwrap_or_default().to_string();
+        let old_uid = old.metadata.uid.clone().unwrap_or_default();
+        let manifest = root.join("etc/kubernetes/manifests/kube-scheduler.yaml");
+        let edit = |from: &str, to: &str| -> Result<()> {
+            let text = std::fs::read_to_string(&manifest)?;
+            ensure!(text.contains(from), "{} has no {from:?}", manifest.display());
+            std::fs::write(&manifest, text.replacen(from, to, 1))?;
+            Ok(())
+        };
+        edit(
+            "    - --leader-elect=true\n",
+            "    - --leader-elect=true\n    - --v=2\n",
+        )?;
+        let (new_hash, took) = wait_for("a new kube-scheduler mirror pod", TIMEOUT, || async {
+            let pods = mirror_pods(&admin).await?;
+            let Some(p) = pods.get(&scheduler) else {
+                return Ok(Err("no mirror pod".into()));
+            };
+            let hash = annotation(p, CONFIG_HASH).unwrap_or_default().to_string();
+            let args = p.spec.as_ref().and_then(|s| s.containers[0].command.clone());
+            Ok(
+                if hash != old_hash
+                    && annotation(p, CONFIG_MIRROR) == Some(hash.as_str())
+                    && p.metadata.uid.as_deref() != Some(old_uid.as_str())
+                    && args.is_some_and(|a| a.iter().any(|a| a == "--v=2"))
+                    && ready(p) == Some("True")
+                {
+                    Ok(hash)
+                } else {
+                    Err(format!("config.hash {hash}, Ready={:?}", ready(p)))
+                },
+            )
+        })
+        .await?;
+        eprintln!("kube-scheduler's mirror pod: config hash {old_hash} -> {new_hash}, Ready again, in {took:?}");
+
+        // 4. A container that is not up makes its pod not Ready.
+        edit("    - --v=2\n", "    - --v=2\n    - --no-such-flag\n")?;
+        let (_, took) = wait_for("kube-scheduler's mirror pod Ready=False", TIMEOUT, || async {
+            let pods = mirror_pods(&admin).await?;
+            let Some(p) = pods.get(&scheduler) else {
+                return Ok(Err("no mirror pod".into()));
+            };
+            let hash = annotation(p, CONFIG_HASH).unwrap_or_default();
+            let container = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .and_then(|cs| cs.into_iter().next());
+            Ok(
+                if hash != new_hash
+                    && ready(p) == Some("False")
+                    && container.as_ref().is_some_and(|c| {
+                        !c.ready && c.state.as_ref().is_some_and(|s| s.running.is_none())
+                    })
+                {
+                    Ok(())
+                } else {
+                    Err(format!("config.hash {hash}, Ready={:?}, {container:?}", ready(p)))
+                },
+            )
+        })
+        .await?;
+        eprintln!("kube-scheduler exited: its mirror pod is Ready=False after {took:?}");
+
+        // 5. A removed manifest deletes its mirror pod.
+        std::fs::remove_file(&manifest)?;
+        let (_, took) = wait_for("kube-scheduler's mirror pod deleted", TIMEOUT, || async {
+            let pods = mirror_pods(&admin).await?;
+            Ok(if pods.contains_key(&scheduler) {
+                Err(format!("still there: {:?}", pods.keys().collect::<Vec<_>>()))
+            } else {
+                Ok(())
+            })
+        })
+        .await?;
+        eprintln!("manifest removed: mirror pod deleted after {took:?}");
+
+        // 6. A stopped kubelet leaves its mirror pods.
+        service_ok(root, "stop")?;
+        let before = mirror_pods(&admin).await?;
+        tokio::time::sleep(3 * kubeforge_testenv::kubelet::SYNC_INTERVAL).await;
+        let after = mirror_pods(&admin).await?;
+        let uids = |m: &BTreeMap<String, Pod>| -> Vec<(String, Option<String>)> {
+            m.iter()
+                .map(|(n, p)| (n.clone(), p.metadata.uid.clone()))
+                .collect()
+        };
+        ensure!(
+            after.len() == 3 && uids(&before) == uids(&after),
+            "after service stop: {:?} (before {:?})",
+            uids(&after),
+            uids(&before)
+        );
+        anyhow::Ok(())
+    })
 }

@@ -100,6 +100,17 @@ pub fn kubeforge_bin() -> Result<PathBuf> {
 /// phase, with a compiled-component cache shared by this run and without
 /// proxy variables (kubeadm copies `*_proxy` into the static pods).
 pub fn kubeforge_phases(root: &Path, config_yaml: &str, phases: &[&str]) -> Result<Duration> {
+    kubeforge_phases_with(root, config_yaml, phases, &[])
+}
+
+/// [`kubeforge_phases`] with global options before `init`, e.g.
+/// `["--service-command", &stand_in.service_command_line()?]`.
+pub fn kubeforge_phases_with(
+    root: &Path,
+    config_yaml: &str,
+    phases: &[&str],
+    global: &[&str],
+) -> Result<Duration> {
     let kubeforge = kubeforge_bin()?;
     std::fs::create_dir_all(root)?;
     let config = root.with_extension("kubeforge.yaml");
@@ -109,6 +120,7 @@ pub fn kubeforge_phases(root: &Path, config_yaml: &str, phases: &[&str]) -> Resu
         let mut cmd = Command::new(&kubeforge);
         cmd.arg("--root")
             .arg(root)
+            .args(global)
             .args(["init", "phase"])
             .args(phase.split_whitespace())
             .arg("--config")
