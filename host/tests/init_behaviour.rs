@@ -547,3 +547,47 @@ fn unknown_phase_or_sub_phase_is_an_error_listing_the_choices() {
     }
     assert_empty(root.path(), "init phase certs bogus");
 }
+
+/// kubelet-start stops the kubelet, writes its files and restarts it: by the time the service
+/// command runs `restart`, the files are on disk (the phase's writes land before any service
+/// action), and `stop` came before them.
+#[test]
+fn the_kubelet_restarts_after_its_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let log = dir.path().join("service.log");
+    let script = dir.path().join("service.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif test -f {config}; then state=present; else state=missing; fi\necho \"$1 $2 config.yaml:$state\" >> {log}\n",
+            config = root.join("var/lib/kubelet/config.yaml").display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let service_command = format!("sh {}", script.display());
+    let config = config("defaults.yaml");
+    let out = run(
+        Some(&root),
+        &[
+            "--service-command",
+            &service_command,
+            "init",
+            "phase",
+            "kubelet-start",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    out.assert_success("kubelet-start");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "stop kubelet config.yaml:missing\nrestart kubelet config.yaml:present\n"
+    );
+    assert!(
+        out.stdout.contains("[kubelet-start] Starting the kubelet"),
+        "{}",
+        out.all()
+    );
+}

@@ -48,6 +48,12 @@ impl Host for PhaseState {
                 .plan_node_action(&self.origin.phase, &what);
             return Ok(Ok(true));
         }
+        // The service reads what the phase wrote: its staged files land first.
+        if let Err(e) = self.host.effects.commit() {
+            return Ok(Err(PhaseError::Failed(format!(
+                "writing the phase's files before it could {what}: {e:#}"
+            ))));
+        }
         let started = Instant::now();
         let result = self.host.services.control(verb, &service).await;
         self.journal_node(&what, &result, started);
