@@ -356,7 +356,7 @@ async fn check_api_phases(
         format!("{header}..{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     );
 
-    check_addons(&admin).await?;
+    check_addons(&admin, "https://127.0.0.1:6443").await?;
     check_mark_control_plane(root, config, &admin).await?;
 
     // The real kubeadm lists our token.
@@ -417,7 +417,8 @@ async fn check_api_phases(
 }
 
 /// CoreDNS and kube-proxy with kubeadm's names, labels, addresses and rules.
-async fn check_addons(admin: &Client) -> Result<()> {
+/// The addons' objects; kube-proxy's kubeconfig points at `server`.
+async fn check_addons(admin: &Client, server: &str) -> Result<()> {
     let service = Api::<Service>::namespaced(admin.clone(), "kube-system")
         .get("kube-dns")
         .await?;
@@ -511,7 +512,11 @@ async fn check_addons(admin: &Client) -> Result<()> {
         .get("kube-proxy")
         .await?;
     let data = proxy.data.unwrap_or_default();
-    ensure!(data["kubeconfig.conf"].contains("server: https://127.0.0.1:6443"));
+    ensure!(
+        data["kubeconfig.conf"].contains(&format!("server: {server}\n")),
+        "kube-proxy's kubeconfig points at {server}: {}",
+        data["kubeconfig.conf"]
+    );
     ensure!(data["config.conf"].contains("kind: KubeProxyConfiguration"));
     let role = Api::<Role>::namespaced(admin.clone(), "kube-system")
         .get("kube-proxy")
@@ -829,7 +834,13 @@ async fn one_init_brings_up_a_control_plane_with_the_stand_in() -> Result<()> {
     let root = dir.path().join("root");
     std::fs::create_dir_all(root.join("etc/kubernetes/manifests"))?;
     let config = dir.path().join("kubeadm.yaml");
-    std::fs::write(&config, kubeadm_config())?;
+    // No advertiseAddress: kubeforge picks the default-route interface's address as kubeadm
+    // does, and the real kubeadm reading the cluster's configuration afterwards refuses a
+    // loopback one.
+    std::fs::write(
+        &config,
+        kubeadm_config().replace("  advertiseAddress: 127.0.0.1\n", ""),
+    )?;
     let stand_in = StandIn::start(&root, &bin)?;
     let service = stand_in.service_command_line()?;
     let result = async {
@@ -912,7 +923,13 @@ async fn check_whole_init(root: &Path, bin: &Path) -> Result<()> {
     );
 
     let admin = admin_client(root).await?;
-    check_addons(&admin).await?;
+    let admin_conf: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(
+        root.join("etc/kubernetes/admin.conf"),
+    )?)?;
+    let server = admin_conf["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .context("admin.conf names its server")?;
+    check_addons(&admin, server).await?;
     let node = Api::<Node>::all(admin.clone()).get(NODE_NAME).await?;
     let labels = node.metadata.labels.clone().unwrap_or_default();
     ensure!(
@@ -952,8 +969,10 @@ async fn check_whole_init(root: &Path, bin: &Path) -> Result<()> {
         "kubeadm certs check-expiration: {text}"
     );
     ensure!(
-        text.contains("Reading configuration from the cluster") && text.contains("apiserver "),
-        "{text}"
+        text.contains("Reading configuration from the \"kubeadm-config\" ConfigMap")
+            && !text.contains("Error reading configuration")
+            && text.contains("apiserver "),
+        "kubeadm reads our kubeadm-config:\n{text}"
     );
     Ok(())
 }
