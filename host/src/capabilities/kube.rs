@@ -2,11 +2,13 @@
 //!
 //! One client per run, made on the first call from admin.conf under the `kubeconfig` root and
 //! shared by every phase (kubeadm's behaviour, including the `kubeadm:cluster-admins` binding it
-//! creates with super-admin.conf when admin.conf is not yet authorised). Every call is checked
-//! against the grant's rules (verbs × `group/resource` × namespaces), retried with back-off on
-//! transient errors and conflicts, and bounded by `timeouts.kubernetesAPICall`. In a dry run
-//! mutations are recorded in the plan as YAML and never sent; reads see the planned objects
-//! first, then the cluster if it answers.
+//! creates with super-admin.conf when admin.conf is not yet authorised); its one connection is
+//! kept for the whole run (a `wait` that has to watch does so on a client of its own, and
+//! discovery asks once per group-version). Every call is checked against the grant's rules
+//! (verbs × `group/resource` × namespaces), retried with back-off on transient errors and
+//! conflicts, and bounded by `timeouts.kubernetesAPICall`. In a dry run mutations are recorded in
+//! the plan as YAML and never sent; reads see the planned objects first, then the cluster if it
+//! answers.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,8 +21,8 @@ use kube::api::{
     WatchParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::discovery::{Scope, pinned_kind};
+use kube::core::{ApiResource, GroupVersion, GroupVersionKind};
+use kube::discovery::{Scope, pinned_group};
 use kube::{Client, Config};
 use tokio::sync::OnceCell;
 
@@ -124,7 +126,9 @@ impl Grant {
 pub struct KubeAccess {
     api_call_timeout: Duration,
     connection: OnceCell<Connection>,
-    /// Kinds resolved by discovery.
+    /// The live connection's settings, for the client a `wait` watches with (not a dry run).
+    watch_config: std::sync::OnceLock<Config>,
+    /// Kinds resolved by discovery: every kind of a group-version discovered so far.
     kinds: Mutex<HashMap<GroupVersionKind, Kind>>,
     /// Dry run: the objects the plan has applied (`Some`) or deleted (`None`), by target.
     planned: Mutex<HashMap<String, Option<serde_json::Value>>>,
@@ -166,6 +170,7 @@ impl KubeAccess {
         Self {
             api_call_timeout,
             connection: OnceCell::new(),
+            watch_config: std::sync::OnceLock::new(),
             kinds: Mutex::new(HashMap::new()),
             planned: Mutex::new(HashMap::new()),
         }
@@ -174,12 +179,18 @@ impl KubeAccess {
     async fn connection(&self, host: &HostContext, phase: &str) -> Result<&Connection, String> {
         self.connection
             .get_or_try_init(|| async {
-                let client = client_from(host, "admin.conf").await?;
+                let config = config_from(host, "admin.conf").await?;
+                let client = client_for(&config, "admin.conf")?;
                 if host.effects.is_dry_run() {
                     return Ok(self.dry_run_connection(host, phase, client).await);
                 }
-                self.ensure_cluster_admins(host, &client).await?;
-                self.wait_authorized(&client).await?;
+                // When admin.conf itself was allowed to create (or found) the binding, RBAC
+                // already authorises it; only after super-admin.conf had to create it is there
+                // something to wait for (kubeadm's EnsureAdminClusterRoleBinding does the same).
+                if !self.ensure_cluster_admins(host, &client).await? {
+                    self.wait_authorized(&client).await?;
+                }
+                let _ = self.watch_config.set(config);
                 Ok(Connection::Live(client))
             })
             .await
@@ -248,12 +259,13 @@ impl KubeAccess {
 
     /// kubeadm's EnsureAdminClusterRoleBinding: admin.conf's group `kubeadm:cluster-admins` is
     /// bound to `cluster-admin`; if admin.conf may not create that binding yet, super-admin.conf
-    /// (group `system:masters`) creates it.
+    /// (group `system:masters`) creates it. True when admin.conf's own request was authorised
+    /// (created, or found it existing), so admin.conf needs no wait for RBAC.
     async fn ensure_cluster_admins(
         &self,
         host: &HostContext,
         admin: &Client,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let binding = ClusterRoleBinding {
             metadata: ObjectMeta {
                 name: Some(CLUSTER_ADMINS.into()),
@@ -287,11 +299,11 @@ impl KubeAccess {
             }
         };
         if create(admin.clone()).await? {
-            return Ok(());
+            return Ok(true);
         }
         let super_admin = client_from(host, "super-admin.conf").await?;
         if create(super_admin).await? {
-            Ok(())
+            Ok(false)
         } else {
             Err(format!(
                 "{what}: forbidden with both admin.conf and super-admin.conf"
@@ -299,8 +311,10 @@ impl KubeAccess {
         }
     }
 
-    /// The resource and scope of `gvk`, by discovery (cached), or guessed when a dry run has no
-    /// cluster.
+    /// The resource and scope of `gvk`, by discovery, or guessed when a dry run has no cluster.
+    /// One discovery request per group-version: it caches every kind the group-version serves,
+    /// so the next kind of that group-version (Role after ConfigMap's `v1`… RoleBinding after
+    /// Role) costs no round trip. A kind not in the cache asks again (a CRD may have appeared).
     async fn kind(
         &self,
         connection: &Connection,
@@ -317,19 +331,28 @@ impl KubeAccess {
             });
         };
         let what = format!("discovering {}/{} {}", gvk.group, gvk.version, gvk.kind);
-        let (resource, capabilities) = self
-            .retry(|| pinned_kind(client, gvk))
+        let group_version = GroupVersion::gv(&gvk.group, &gvk.version);
+        let group = self
+            .retry(|| pinned_group(client, &group_version))
             .await
             .map_err(|e| e.explain(&what, self.api_call_timeout))?;
-        let kind = Kind {
-            resource,
-            namespaced: capabilities.scope == Scope::Namespaced,
-        };
-        self.kinds
-            .lock()
-            .expect("kinds lock")
-            .insert(gvk.clone(), kind.clone());
-        Ok(kind)
+        let mut kinds = self.kinds.lock().expect("kinds lock");
+        for (resource, capabilities) in group.versioned_resources(&gvk.version) {
+            let served = GroupVersionKind::gvk(&gvk.group, &gvk.version, &resource.kind);
+            // Discovery lists top-level resources only; the first of a kind wins, as it did
+            // for a lookup of one kind.
+            kinds.entry(served).or_insert_with(|| Kind {
+                resource,
+                namespaced: capabilities.scope == Scope::Namespaced,
+            });
+        }
+        kinds.get(gvk).cloned().ok_or_else(|| {
+            format!(
+                "{what}: the API server serves no kind {} in {}",
+                gvk.kind,
+                group_version.api_version()
+            )
+        })
     }
 
     /// Run `call` until it succeeds, fails for good, or the API-call timeout runs out.
@@ -360,6 +383,17 @@ impl KubeAccess {
 /// A client from the kubeconfig `file` under the `kubeconfig` root, as this run sees it (in a
 /// dry run, a planned admin.conf).
 async fn client_from(host: &HostContext, file: &str) -> Result<Client, String> {
+    client_for(&config_from(host, file).await?, file)
+}
+
+/// A client with `config` (from the kubeconfig `file`), with its own connection pool.
+fn client_for(config: &Config, file: &str) -> Result<Client, String> {
+    Client::try_from(config.clone()).map_err(|e| format!("{file} is not usable: {e}"))
+}
+
+/// The client settings of the kubeconfig `file` under the `kubeconfig` root, as this run sees
+/// it (in a dry run, a planned admin.conf).
+async fn config_from(host: &HostContext, file: &str) -> Result<Config, String> {
     let dir = host
         .roots
         .get("kubeconfig")
@@ -390,10 +424,9 @@ async fn client_from(host: &HostContext, file: &str) -> Result<Client, String> {
     };
     let kubeconfig =
         Kubeconfig::from_yaml(&String::from_utf8_lossy(&bytes)).map_err(|e| unusable(&e))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| unusable(&e))?;
-    Client::try_from(config).map_err(|e| unusable(&e))
+        .map_err(|e| unusable(&e))
 }
 
 enum CallError {
@@ -881,9 +914,33 @@ impl Host for PhaseState {
                 Err(e) => Err(e),
             });
         };
-        let api = api(client, &kind, object.namespace.as_deref());
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, watch_until(&api, &object.name, condition))
+        let namespace = object.namespace.as_deref();
+        let until = async {
+            // The object as it is now, on the pooled connection: usually it is already there
+            // (the Node a kubelet registered). Only when it is not does the watch start.
+            let pooled = api(client, &kind, namespace);
+            if let Ok(Some(found)) = pooled.get_opt(&object.name).await {
+                let value = serde_json::to_value(&found).map_err(|e| e.to_string())?;
+                if satisfies(&value, condition) {
+                    return Ok(value);
+                }
+            }
+            // An HTTP/1.1 watch holds its connection until it is dropped, which closes it; the
+            // watch gets a client of its own so the calls after it keep the pooled connection
+            // (a new one costs a handshake and, resumed, a delayed-ACK stall of ~40 ms).
+            let watcher = host
+                .kube
+                .watch_config
+                .get()
+                .and_then(|config| client_for(config, "admin.conf").ok());
+            let watched = match &watcher {
+                Some(watcher) => api(watcher, &kind, namespace),
+                None => pooled,
+            };
+            watch_until(&watched, &object.name, condition).await
+        };
+        let result = tokio::time::timeout(timeout, until)
             .await
             .unwrap_or_else(|_| Err(format!("timed out after {timeout:?} waiting for {wanted}")));
         self.journal_api(
