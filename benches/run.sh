@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process benchmarks of kubeforge's node phases, side by side with the real kubeadm
-# (tests/testenv), plus the in-process phase overhead (criterion). Results go to stdout and to
+# (tests/testenv), plus the in-process phase overhead (criterion), then the API phases against
+# the stand-in control plane (benches/api-phases.sh). Results go to stdout and to
 # benches/results/*.md; BENCHMARKS.md quotes them.
 #
 # Needs root (kubeadm writes manifests to /etc/kubernetes/manifests only: the script gives it a
@@ -109,3 +110,7 @@ overhead() { # overhead MESSAGE
     overhead "component loaded"
     overhead "component instantiated and described"
 } | tee benches/results/phase-overhead.txt
+
+# The API phases (upload-config … addon) against the stand-in control plane, side by side with
+# kubeadm: a cluster of its own per tool on the fixed ports (waits for the control-plane lock).
+benches/api-phases.sh
