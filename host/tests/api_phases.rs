@@ -648,7 +648,7 @@ async fn check_dry_run(root: &Path, config: &Path) -> Result<()> {
     let plan = kubeforge(root, config, &["addon", "all", "--dry-run"])?;
     ensure!(
         plan.contains(
-            "[dryrun] [addon] Would perform action APPLY on Service kube-system/kube-dns\n"
+            "[dryrun] [addon/coredns] Would perform action APPLY on Service kube-system/kube-dns\n"
         ),
         "{plan}"
     );

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
-use kubeforge_testenv::testenv_bin_dir;
+use kubeforge_testenv::{kubeadm_init_phases, testenv_bin_dir};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -189,11 +189,11 @@ async fn upload_certs_against_the_real_control_plane() -> Result<()> {
         common::phase(&root, phase, sub, &config, &[])
             .assert_success(&format!("init phase {phase} {sub}"));
     }
-    let check = check_upload_certs(dir.path(), &root, &config);
+    let check = check_upload_certs(dir.path(), &root, &config, &bin);
     common::against_control_plane(&root, &bin, check).await
 }
 
-async fn check_upload_certs(dir: &Path, root: &Path, config: &Path) -> Result<()> {
+async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) -> Result<()> {
     let cfg = config.to_str().unwrap();
     // Before any real run admin.conf may read nothing (kubeadm:cluster-admins is not bound yet).
     let super_admin = kube_client(root, "super-admin.conf").await?;
@@ -366,6 +366,31 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path) -> Result<()
         printed_key(&quiet).is_none() && !quiet.all().contains(&quiet_key),
         "{}",
         quiet.all()
+    );
+    check_kubeadm_certs(root, &admin, &quiet_key).await?;
+
+    // The real kubeadm uploads over it (and its Secret decrypts to the same files, read the
+    // same way: the oracle for the format); then kubeforge takes kubeadm-certs back, with its
+    // own token as the only controller.
+    let kubeadm_key = "0f1e2d3c4b5a6978".repeat(4);
+    kubeadm_init_phases(
+        bin,
+        root,
+        &kubeadm_config(Some(&kubeadm_key)).replace(
+            "advertiseAddress: 127.0.0.1",
+            "advertiseAddress: 192.0.2.10",
+        ),
+        &["upload-certs --upload-certs"],
+    )?;
+    check_kubeadm_certs(root, &admin, &kubeadm_key).await?;
+    upload_certs(
+        root,
+        &[
+            "--upload-certs",
+            "--skip-certificate-key-print",
+            "--config",
+            quiet_config.to_str().unwrap(),
+        ],
     );
     let quiet_owner = check_kubeadm_certs(root, &admin, &quiet_key).await?;
 

@@ -54,6 +54,32 @@ pub fn get(
         .transpose()
 }
 
+/// A JSON merge patch of the object `kind` `namespace/name` (lists are replaced whole); the
+/// patched object, or none if it does not exist.
+pub fn patch(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    patch: &Value,
+) -> Result<Option<Value>> {
+    let patched = kube::patch(
+        &kube::ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: name.into(),
+        },
+        &patch.to_string(),
+    )?;
+    patched
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| crate::failed(format!("the host returned an unreadable object: {e}")))
+        })
+        .transpose()
+}
+
 /// Wait until the object exists (and, with `condition`, has that status condition True), for
 /// at most `timeout`; the host watches instead of polling. In a dry run the host does not wait:
 /// a missing object is a `conflict` error.

@@ -219,7 +219,7 @@ pub fn rbac() -> Vec<Value> {
 mod component {
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    use kubeforge_sdk::objects::apply;
+    use kubeforge_sdk::objects::{apply, patch};
     use kubeforge_sdk::{
         CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, failed, info,
         pki, requests,
@@ -239,15 +239,19 @@ mod component {
                     // The files to seal; the host refuses to hand key files to the phase.
                     fs: vec![requests::read("pki")],
                     pki_seal: true,
-                    kube: vec![requests::rule(
-                        &["apply"],
-                        &[
-                            "secrets",
-                            "rbac.authorization.k8s.io/roles",
-                            "rbac.authorization.k8s.io/rolebindings",
-                        ],
-                        &[NAMESPACE],
-                    )],
+                    kube: vec![
+                        requests::rule(
+                            &["apply"],
+                            &[
+                                "secrets",
+                                "rbac.authorization.k8s.io/roles",
+                                "rbac.authorization.k8s.io/rolebindings",
+                            ],
+                            &[NAMESPACE],
+                        ),
+                        // To hand an existing kubeadm-certs to the new token.
+                        requests::rule(&["patch"], &["secrets"], &[NAMESPACE]),
+                    ],
                     ..requests::none()
                 },
             }
@@ -294,7 +298,18 @@ mod component {
                     )));
                 }
             };
-            apply(&crate::certs_secret(&values, &owner, &uid))?;
+            let certs = crate::certs_secret(&values, &owner, &uid);
+            // kubeadm replaces kubeadm-certs whole: an existing one (perhaps owned by an older
+            // token, kubeadm's own included) first names only the new token as its owner, since
+            // an object has at most one controller; then it is applied.
+            patch(
+                "v1",
+                "Secret",
+                Some(NAMESPACE),
+                KUBEADM_CERTS,
+                &serde_json::json!({"metadata": {"ownerReferences": certs["metadata"]["ownerReferences"]}}),
+            )?;
+            apply(&certs)?;
             for object in crate::rbac() {
                 apply(&object)?;
             }

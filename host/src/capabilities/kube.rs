@@ -624,6 +624,34 @@ impl PhaseState {
     }
 }
 
+/// The object as this run sees it: planned by the dry run, else in the cluster (none when a dry
+/// run has no cluster). No grant check: callers have made theirs.
+async fn current(
+    host: &HostContext,
+    kind: &Kind,
+    what: &str,
+    object: &ObjectRef,
+) -> Result<Option<String>, PhaseError> {
+    if let Some(planned) = host.kube.planned.lock().expect("planned lock").get(what) {
+        return Ok(planned.as_ref().map(|v| v.to_string()));
+    }
+    let Some(client) = live(host) else {
+        return Ok(None);
+    };
+    let api = api(client, kind, object.namespace.as_deref());
+    let found = host
+        .kube
+        .retry(|| api.get_opt(&object.name))
+        .await
+        .map_err(|e| {
+            PhaseError::Failed(e.explain(&format!("kube get {what}"), host.kube.api_call_timeout))
+        })?;
+    found
+        .map(|o| serde_json::to_string(&o))
+        .transpose()
+        .map_err(|e| PhaseError::Failed(format!("kube get {what}: {e}")))
+}
+
 /// Whether `object` satisfies a `wait`: it exists, and has the condition if one is named.
 fn satisfies(object: &serde_json::Value, condition: Option<&str>) -> bool {
     let Some(condition) = condition else {
@@ -751,27 +779,7 @@ impl Host for PhaseState {
             Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
-        let namespace = object.namespace.as_deref();
-        let host = self.host.clone();
-        if let Some(planned) = host.kube.planned.lock().expect("planned lock").get(&what) {
-            return Ok(Ok(planned.as_ref().map(|v| v.to_string())));
-        }
-        let Some(client) = live(&host) else {
-            return Ok(Ok(None));
-        };
-        let api = api(client, &kind, namespace);
-        let result = host
-            .kube
-            .retry(|| api.get_opt(&object.name))
-            .await
-            .map_err(|e| e.explain(&format!("kube get {what}"), host.kube.api_call_timeout));
-        Ok(match result {
-            Ok(found) => found
-                .map(|o| serde_json::to_string(&o))
-                .transpose()
-                .map_err(|e| PhaseError::Failed(format!("kube get {what}: {e}"))),
-            Err(why) => Err(PhaseError::Failed(why)),
-        })
+        Ok(current(&self.host, &kind, &what, &object).await)
     }
 
     async fn delete(&mut self, object: ObjectRef) -> wasmtime::Result<Result<bool, PhaseError>> {
@@ -783,7 +791,7 @@ impl Host for PhaseState {
         let host = self.host.clone();
         let Some(client) = live(&host).filter(|_| !host.effects.is_dry_run()) else {
             // A dry run: the object existed if the plan or the cluster has it.
-            let existed = match self.get(object.clone()).await? {
+            let existed = match current(&host, &kind, &what, &object).await {
                 Ok(found) => found.is_some(),
                 Err(e) => return Ok(Err(e)),
             };
@@ -820,7 +828,7 @@ impl Host for PhaseState {
         &mut self,
         object: ObjectRef,
         patch: String,
-    ) -> wasmtime::Result<Result<String, PhaseError>> {
+    ) -> wasmtime::Result<Result<Option<String>, PhaseError>> {
         if patch.len() > MAX_MANIFEST {
             return Ok(Err(PhaseError::Failed(format!(
                 "kube patch: the patch is {} bytes, more than the {MAX_MANIFEST} allowed",
@@ -841,13 +849,9 @@ impl Host for PhaseState {
         };
         let host = self.host.clone();
         if host.effects.is_dry_run() {
-            let current = match Host::get(self, object.clone()).await? {
+            let current = match current(&host, &kind, &what, &object).await {
                 Ok(Some(current)) => current,
-                Ok(None) => {
-                    return Ok(Err(PhaseError::Failed(format!(
-                        "kube patch {what}: the object does not exist"
-                    ))));
-                }
+                Ok(None) => return Ok(Ok(None)),
                 Err(e) => return Ok(Err(e)),
             };
             let mut patched: serde_json::Value = serde_json::from_str(&current).unwrap_or_default();
@@ -862,18 +866,22 @@ impl Host for PhaseState {
                 .lock()
                 .expect("planned lock")
                 .insert(what, Some(patched));
-            return Ok(Ok(result));
+            return Ok(Ok(Some(result)));
         }
         let client = live(&host).expect("apply mode connects or fails");
         let api = api(client, &kind, object.namespace.as_deref());
         let started = Instant::now();
         let params = PatchParams::default();
         let merge = Patch::Merge(&merge);
-        let result = host
+        let result = match host
             .kube
             .retry(|| api.patch(&object.name, &params, &merge))
             .await
-            .map_err(|e| e.explain(&format!("kube patch {what}"), host.kube.api_call_timeout));
+        {
+            Ok(patched) => Ok(Some(patched)),
+            Err(CallError::Api(e)) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(e.explain(&format!("kube patch {what}"), host.kube.api_call_timeout)),
+        };
         self.journal_api(
             "patch",
             &what,
@@ -881,7 +889,9 @@ impl Host for PhaseState {
             started,
         );
         Ok(match result {
-            Ok(patched) => serde_json::to_string(&patched)
+            Ok(patched) => patched
+                .map(|o| serde_json::to_string(&o))
+                .transpose()
                 .map_err(|e| PhaseError::Failed(format!("kube patch {what}: {e}"))),
             Err(why) => Err(PhaseError::Failed(why)),
         })
@@ -906,7 +916,7 @@ impl Host for PhaseState {
         let timeout = Duration::from_secs(timeout_seconds.into());
         let Some(client) = live(&host).filter(|_| !host.effects.is_dry_run()) else {
             // A dry run does not wait: the object is what the plan or the cluster has now.
-            return Ok(match Host::get(self, object.clone()).await? {
+            return Ok(match current(&host, &kind, &what, &object).await {
                 Ok(Some(found)) => Ok(found),
                 Ok(None) => Err(PhaseError::Conflict(format!(
                     "a dry run does not wait for {wanted}; it does not exist yet"

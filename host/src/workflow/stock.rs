@@ -98,11 +98,14 @@ pub fn grant(name: &str) -> Grant {
         "upload-certs" => Grant {
             fs: fs(&[("pki", Access::Read)]),
             pki_seal: true,
-            kube: vec![KubeRule::new(
-                &["apply"],
-                &["secrets", RBAC_ROLES, RBAC_ROLE_BINDINGS],
-                &["kube-system"],
-            )],
+            kube: vec![
+                KubeRule::new(
+                    &["apply"],
+                    &["secrets", RBAC_ROLES, RBAC_ROLE_BINDINGS],
+                    &["kube-system"],
+                ),
+                KubeRule::new(&["patch"], &["secrets"], &["kube-system"]),
+            ],
             ..Grant::default()
         },
         // Reads admin.conf (server and CA) for cluster-info.
