@@ -868,6 +868,7 @@ async fn one_init_brings_up_a_control_plane_with_the_stand_in() -> Result<()> {
             "[control-plane-check] kube-apiserver is healthy after",
             "[control-plane-check] kube-controller-manager is healthy after",
             "[control-plane-check] kube-scheduler is healthy after",
+            "[control-plane-check] kube-apiserver is ready after",
             "[upload-certs] Using certificate key:",
             "[kubelet-finalize] Updating \"/etc/kubernetes/kubelet.conf\" to point to a rotatable kubelet client certificate and key",
             "Your Kubernetes control-plane has initialized successfully!",

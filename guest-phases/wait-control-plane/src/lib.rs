@@ -103,6 +103,20 @@ pub fn control_plane_checks(config: &EffectiveConfig) -> Result<Vec<Check>> {
     ])
 }
 
+/// The API server's readiness endpoint (`/readyz` beside the `/livez` kubeadm checks): it
+/// answers 200 once etcd is reachable and the bootstrap RBAC and priority classes exist, which
+/// the API phases after this one need.
+pub fn apiserver_readiness(checks: &[Check]) -> Option<Check> {
+    checks
+        .iter()
+        .find(|check| check.name == "kube-apiserver")
+        .and_then(|check| check.url.strip_suffix("/livez"))
+        .map(|base| Check {
+            name: "kube-apiserver",
+            url: format!("{base}/readyz"),
+        })
+}
+
 /// A component's health endpoint as kubeadm finds it: the address and port flags of its
 /// command line, else kubeadm's defaults.
 struct Endpoint<'a> {
@@ -302,8 +316,8 @@ mod component {
     };
 
     use crate::{
-        SystemClock, control_plane_checks, control_plane_error, go_duration, kubelet_check,
-        kubelet_error, timeouts, wait_until_healthy, waiting_line,
+        SystemClock, apiserver_readiness, control_plane_checks, control_plane_error, go_duration,
+        kubelet_check, kubelet_error, timeouts, wait_until_healthy, waiting_line,
     };
 
     struct Component;
@@ -315,11 +329,13 @@ mod component {
                 description: "Wait for the control plane to start".into(),
                 sub_phases: vec![],
                 requests: CapabilityRequest {
-                    // The kubelet's /healthz; the components' /livez and /healthz.
+                    // The kubelet's /healthz; the components' /livez and /healthz; the API
+                    // server's /readyz.
                     node_probes: requests::names(&[
                         "http://*/healthz",
                         "https://*/livez",
                         "https://*/healthz",
+                        "https://*/readyz",
                     ]),
                     ..requests::none()
                 },
@@ -345,7 +361,7 @@ mod component {
                     )),
                     None => info(SKIPPING_KUBELET),
                 }
-                for check in &components {
+                for check in components.iter().chain(&apiserver_readiness(&components)) {
                     info(format!(
                         "[dryrun] Would make sure {} returns 'ok' at {}",
                         check.name, check.url
@@ -422,6 +438,37 @@ mod component {
                     .as_deref()
                     .unwrap_or_default();
                 return Err(control_plane_error(&unhealthy, cri_socket));
+            }
+            if let Some(ready) = apiserver_readiness(&components) {
+                info(format!(
+                    "[control-plane-check] Waiting for kube-apiserver to be ready at {}",
+                    ready.url
+                ));
+                let remaining = control_plane_timeout
+                    .to_std()
+                    .unwrap_or_default()
+                    .saturating_sub(crate::Clock::elapsed(&clock));
+                let unready = wait_until_healthy(
+                    std::slice::from_ref(&ready),
+                    remaining,
+                    &mut clock,
+                    node::probe,
+                    |_, took| {
+                        info(format!(
+                            "[control-plane-check] kube-apiserver is ready after {}",
+                            go_duration(took)
+                        ))
+                    },
+                )?;
+                if !unready.is_empty() {
+                    let cri_socket = config
+                        .init
+                        .node_registration
+                        .cri_socket
+                        .as_deref()
+                        .unwrap_or_default();
+                    return Err(control_plane_error(&unready, cri_socket));
+                }
             }
             Ok(PhaseReport { outputs: vec![] })
         }

@@ -294,3 +294,16 @@ fn durations_print_as_go_prints_them() {
         "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory \"/etc/kubernetes/manifests\""
     );
 }
+
+#[test]
+fn the_api_server_s_readiness_is_checked_beside_its_liveness() {
+    let checks = control_plane_checks(&config()).unwrap();
+    let ready = apiserver_readiness(&checks).unwrap();
+    assert_eq!(ready.name, "kube-apiserver");
+    assert_eq!(
+        ready.url,
+        checks[0].url.replace("/livez", "/readyz"),
+        "{checks:?}"
+    );
+    assert!(ready.url.ends_with(":6443/readyz"), "{}", ready.url);
+}

@@ -82,6 +82,7 @@ pub fn grant(name: &str) -> Grant {
                 "http://*/healthz".into(),
                 "https://*/livez".into(),
                 "https://*/healthz".into(),
+                "https://*/readyz".into(),
             ],
             ..Grant::default()
         },
