@@ -99,7 +99,7 @@ pub use lock::{CONTROL_PLANE_PORTS, ControlPlaneLock, busy_control_plane_ports};
 use manifest::{ContainerPlan, HttpProbe, Pod};
 pub use service::{
     EXE_ENV, SERVICE_SOCKET, ServiceAction, ServiceReply, service_command, service_command_line,
-    stand_in_exe,
+    stand_in_exe, workspace_exe,
 };
 
 /// Manifest directory relative to the root.

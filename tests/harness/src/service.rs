@@ -18,6 +18,7 @@
 //! Exit codes follow systemctl's: 0 done, 1 failure (no stand-in, I/O), 2
 //! bad usage, 3 `is-active` and the service is not running, 5 unknown unit.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -320,30 +321,36 @@ pub fn request(root: &Path, action: ServiceAction, service: &str) -> Result<Serv
 // the executable, for hosts under test
 
 /// The `kubeforge-testenv` executable of this checkout, for tests of other
-/// packages (which cannot name it with `CARGO_BIN_EXE_*`): `$KUBEFORGE_TESTENV_EXE`
-/// when set, else `cargo build -p kubeforge-testenv --bin kubeforge-testenv`
-/// in this workspace (once per process; a no-op when current, honours
-/// `CARGO_TARGET_DIR`) and the executable cargo reports. Memoised.
+/// packages (which cannot name it with `CARGO_BIN_EXE_*`); see [`workspace_exe`].
 pub fn stand_in_exe() -> Result<PathBuf> {
-    static CACHE: Mutex<Option<PathBuf>> = Mutex::new(None);
+    workspace_exe("kubeforge-testenv", EXE_ENV)
+}
+
+/// The executable `package` (bin of the same name) of this checkout, for tests
+/// of other packages: `$env` when set, else `cargo build -p <package> --bin
+/// <package>` in this workspace (once per process and executable; a no-op when
+/// current, honours `CARGO_TARGET_DIR`) and the executable cargo reports. That
+/// way tests run this checkout's binary, never a stale one.
+pub fn workspace_exe(package: &str, env: &str) -> Result<PathBuf> {
+    static CACHE: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     let mut cached = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = cached.as_ref() {
+    if let Some(p) = cached.get(package) {
         return Ok(p.clone());
     }
-    let path = match std::env::var_os(EXE_ENV).filter(|v| !v.is_empty()) {
+    let path = match std::env::var_os(env).filter(|v| !v.is_empty()) {
         Some(p) => PathBuf::from(p),
-        None => cargo_build_exe()?,
+        None => cargo_build_exe(package, env)?,
     };
     ensure!(
         path.is_file(),
-        "{} does not exist ({EXE_ENV} or cargo build)",
+        "{} does not exist ({env} or cargo build)",
         path.display()
     );
-    *cached = Some(path.clone());
+    cached.insert(package.to_string(), path.clone());
     Ok(path)
 }
 
-fn cargo_build_exe() -> Result<PathBuf> {
+fn cargo_build_exe(package: &str, env: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let begin = Instant::now();
@@ -351,31 +358,29 @@ fn cargo_build_exe() -> Result<PathBuf> {
         .args([
             "build",
             "-p",
-            "kubeforge-testenv",
+            package,
             "--bin",
-            "kubeforge-testenv",
+            package,
             "--message-format=json-render-diagnostics",
         ])
         .current_dir(&workspace)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .context("running `cargo build -p kubeforge-testenv`")?;
+        .with_context(|| format!("running `cargo build -p {package}`"))?;
     ensure!(
         out.status.success(),
-        "`cargo build -p kubeforge-testenv --bin kubeforge-testenv` failed ({}); see its stderr above, or set {EXE_ENV}",
+        "`cargo build -p {package} --bin {package}` failed ({}); see its stderr above, or set {env}",
         out.status
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let exe = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| {
-            v["reason"] == "compiler-artifact" && v["target"]["name"] == "kubeforge-testenv"
-        })
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == package)
         .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .context("`cargo build -p kubeforge-testenv` reported no kubeforge-testenv executable")?;
-    tracing::info!(exe = %exe.display(), took = ?begin.elapsed(), "kubeforge-testenv built");
+        .with_context(|| format!("`cargo build -p {package}` reported no {package} executable"))?;
+    tracing::info!(exe = %exe.display(), took = ?begin.elapsed(), "{package} built");
     Ok(exe)
 }
 

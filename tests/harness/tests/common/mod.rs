@@ -1,19 +1,15 @@
 //! Helpers shared by the tests that run a node kubeforge wrote.
 //!
 //! **The kubeforge binary:** this package cannot name it with `cargo_bin`
-//! (it belongs to the `kubeforge` package), so [`kubeforge_bin`] runs
-//! `cargo build -p kubeforge --message-format=json-render-diagnostics` once
-//! per test process (a no-op when current; it honours `CARGO_TARGET_DIR`)
-//! and uses the executable path cargo reports. That way the tests always
-//! run the kubeforge of this checkout, never a stale binary.
-//! `KUBEFORGE_BIN=/path/to/kubeforge` skips the build.
+//! (it belongs to the `kubeforge` package), so [`kubeforge_bin`] builds it
+//! with `kubeforge_testenv::workspace_exe` (once per test process, a no-op
+//! when current). `KUBEFORGE_BIN=/path/to/kubeforge` skips the build.
 
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -47,53 +43,7 @@ apiServer:
 
 /// The kubeforge binary of this checkout; see the module docs.
 pub fn kubeforge_bin() -> Result<PathBuf> {
-    static CACHE: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut cached = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = cached.as_ref() {
-        return Ok(p.clone());
-    }
-    let path = if let Some(p) = std::env::var_os("KUBEFORGE_BIN").filter(|v| !v.is_empty()) {
-        PathBuf::from(p)
-    } else {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let begin = Instant::now();
-        let out = Command::new(&cargo)
-            .args([
-                "build",
-                "-p",
-                "kubeforge",
-                "--bin",
-                "kubeforge",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(&workspace)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running `cargo build -p kubeforge`")?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        ensure!(
-            out.status.success(),
-            "`cargo build -p kubeforge` failed ({}); see its stderr above",
-            out.status
-        );
-        let exe = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "kubeforge")
-            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-            .context("`cargo build -p kubeforge` reported no kubeforge executable")?;
-        eprintln!(
-            "kubeforge: {} (cargo build: {:?})",
-            exe.display(),
-            begin.elapsed()
-        );
-        exe
-    };
-    ensure!(path.is_file(), "{} does not exist", path.display());
-    *cached = Some(path.clone());
-    Ok(path)
+    kubeforge_testenv::workspace_exe("kubeforge", "KUBEFORGE_BIN")
 }
 
 /// Runs `kubeforge --root ROOT init phase <phase> --config FILE` for each
