@@ -7,9 +7,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +22,9 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kubeforge_testenv::{ControlPlaneLock, StandIn, testenv_bin_dir};
+
+mod common;
+use common::{kube_client, poll_until};
 
 const TOKEN_ID: &str = "kfe2e0";
 const TOKEN_SECRET: &str = "0123456789abcdef";
@@ -75,14 +78,7 @@ fn kubeforge(root: &Path, config: &Path, phase: &[&str]) -> Result<String> {
 }
 
 async fn admin_client(root: &Path) -> Result<Client> {
-    client_for(root, "admin.conf").await
-}
-
-/// A client with the credentials of the kubeconfig `file` in ROOT/etc/kubernetes.
-async fn client_for(root: &Path, file: &str) -> Result<Client> {
-    let kubeconfig = Kubeconfig::read_from(root.join("etc/kubernetes").join(file))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
+    kube_client(root, "admin.conf").await
 }
 
 /// A client that authenticates with the bootstrap token only.
@@ -105,24 +101,6 @@ async fn whoami(client: Client) -> Result<(String, Vec<String>), kube::Error> {
         user.username.unwrap_or_default(),
         user.groups.unwrap_or_default(),
     ))
-}
-
-/// Poll `check` every 200 ms until it returns `Some` or `timeout` passes.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if start.elapsed() > timeout {
-            bail!("{what}: not within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn names_and_rules(rules: &[k8s_openapi::api::rbac::v1::PolicyRule]) -> Vec<String> {
@@ -151,41 +129,17 @@ fn subjects(binding_subjects: Option<&Vec<k8s_openapi::api::rbac::v1::Subject>>)
 #[tokio::test(flavor = "multi_thread")]
 async fn api_phases_against_the_real_control_plane() -> Result<()> {
     let bin = testenv_bin_dir()?;
-    let _ports = ControlPlaneLock::acquire_timeout(Duration::from_secs(900))?;
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("root");
     let config = dir.path().join("kubeadm.yaml");
     std::fs::write(&config, kubeadm_config())?;
-    for phase in [
-        &["certs", "all"][..],
-        &["kubeconfig", "all"],
-        &["etcd", "local"],
-        &["control-plane", "all"],
-    ] {
-        kubeforge(&root, &config, phase)?;
+    for (phase, sub) in common::NODE_PHASES {
+        kubeforge(&root, &config, &[phase, sub])?;
     }
-    let stand_in = StandIn::start(&root, &bin)?;
-    let result = check_api_phases(&root, &config, &bin, &stand_in).await;
-    let logs = if result.is_err() {
-        format!(
-            "\n--- kube-apiserver ---\n{}\n--- kube-controller-manager ---\n{}",
-            stand_in.log_tail("kube-apiserver", 30),
-            stand_in.log_tail("kube-controller-manager", 30)
-        )
-    } else {
-        String::new()
-    };
-    stand_in.stop()?;
-    result.with_context(|| logs)
+    common::against_control_plane(&root, &bin, check_api_phases(&root, &config, &bin)).await
 }
 
-async fn check_api_phases(
-    root: &Path,
-    config: &Path,
-    bin: &Path,
-    stand_in: &StandIn,
-) -> Result<()> {
-    stand_in.wait_ready("kube-apiserver", Duration::from_secs(180))?;
+async fn check_api_phases(root: &Path, config: &Path, bin: &Path) -> Result<()> {
     check_dry_run(root, config).await?;
     kubeforge(root, config, &["upload-config", "all"])?;
     let out = kubeforge(root, config, &["bootstrap-token"])?;
@@ -326,7 +280,7 @@ async fn check_api_phases(
 
     // kube-controller-manager's bootstrapsigner signs cluster-info with our token.
     let key = format!("jws-kubeconfig-{TOKEN_ID}");
-    let (kubeconfig, jws) = eventually(
+    let (kubeconfig, jws) = poll_until(
         "the bootstrapsigner's signature",
         Duration::from_secs(90),
         || {
@@ -402,7 +356,7 @@ async fn check_api_phases(
             &DeleteParams::default(),
         )
         .await?;
-    eventually(
+    poll_until(
         "the deleted token to stop authenticating",
         Duration::from_secs(30),
         || async {
@@ -653,7 +607,7 @@ async fn check_dry_run(root: &Path, config: &Path) -> Result<()> {
         "{plan}"
     );
     // admin.conf may read nothing before the first real run binds kubeadm:cluster-admins.
-    let admin = client_for(root, "super-admin.conf").await?;
+    let admin = kube_client(root, "super-admin.conf").await?;
     ensure!(
         Api::<Secret>::namespaced(admin.clone(), "kube-system")
             .get_opt(&format!("bootstrap-token-{TOKEN_ID}"))
@@ -704,7 +658,7 @@ async fn check_node_csr(root: &Path) -> Result<()> {
     csrs.create(&PostParams::default(), &csr)
         .await
         .context("creating the node CSR as the bootstrap token")?;
-    let certificate = eventually(
+    let certificate = poll_until(
         "the node CSR to be approved and signed",
         Duration::from_secs(60),
         || {

@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::{Output, build_components};
@@ -17,9 +16,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use kubeforge_testenv::{ControlPlaneLock, StandIn, testenv_bin_dir};
+use kubeforge_testenv::testenv_bin_dir;
 use sha2::{Digest, Sha256};
 
 const KUBEADM: &str = "apiVersion: kubeadm.k8s.io/v1beta4
@@ -307,46 +304,25 @@ fn the_lockfile_refuses_changed_components_and_grants_until_locked_again() {
     );
 }
 
-async fn admin(root: &Path) -> Result<Client> {
-    let kubeconfig = Kubeconfig::read_from(root.join("etc/kubernetes/admin.conf"))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
-}
-
 /// kube-dns in the DNS slot and metrics-server in a slot of its own, against the real control
 /// plane; metrics-server with less than it needs is refused before it touches the cluster.
 #[tokio::test(flavor = "multi_thread")]
 async fn swapped_and_added_addons_run_against_the_real_control_plane() -> Result<()> {
     let bin = testenv_bin_dir()?;
-    let _ports = ControlPlaneLock::acquire_timeout(Duration::from_secs(900))?;
     let setup = Setup::new();
     setup.write_config(
         &metrics_server_grant(Some("rbac.authorization.k8s.io/clusterrolebindings")),
         None,
     );
-    for phase in [
-        &["certs", "all"][..],
-        &["kubeconfig", "all"],
-        &["etcd", "local"],
-        &["control-plane", "all"],
-    ] {
-        let mut args = vec!["init", "phase"];
-        args.extend_from_slice(phase);
-        setup.kubeforge(&args).assert_success("writing the node");
+    for (phase, sub) in common::NODE_PHASES {
+        setup
+            .kubeforge(&["init", "phase", phase, sub])
+            .assert_success("writing the node");
     }
-    let stand_in = StandIn::start(setup.root(), &bin)?;
-    let result = check_swaps(&setup, &stand_in).await;
-    let logs = if result.is_err() {
-        stand_in.log_tail("kube-apiserver", 30)
-    } else {
-        String::new()
-    };
-    stand_in.stop()?;
-    result.with_context(|| logs)
+    common::against_control_plane(&setup.root(), &bin, check_swaps(&setup)).await
 }
 
-async fn check_swaps(setup: &Setup, stand_in: &StandIn) -> Result<()> {
-    stand_in.wait_ready("kube-apiserver", Duration::from_secs(180))?;
+async fn check_swaps(setup: &Setup) -> Result<()> {
     // Less than it needs: refused, and nothing of it reaches the cluster; the addons before
     // it in the group ran.
     let out = setup.kubeforge(&["init", "phase", "addon"]);
@@ -361,7 +337,7 @@ async fn check_swaps(setup: &Setup, stand_in: &StandIn) -> Result<()> {
         "{}",
         out.all()
     );
-    let client = admin(&setup.root()).await?;
+    let client = common::kube_client(&setup.root(), "admin.conf").await?;
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), "kube-system");
     ensure!(
         accounts.get_opt("metrics-server").await?.is_none(),
