@@ -14,7 +14,7 @@ use crate::effects::Effects;
 use crate::runtime::bindings::CapabilityRequest;
 use crate::runtime::{Runtime, digest};
 use crate::workflow::lock::{self as lockfile, Lockfile};
-use crate::workflow::{Filling, RunOptions, Runner, stock, tree};
+use crate::workflow::{Filling, Profile, RunOptions, Runner, stock};
 
 #[derive(Args)]
 pub struct ComponentCommand {
@@ -89,16 +89,11 @@ pub fn run(command: ComponentCommand, cache_dir: Option<PathBuf>) -> Result<()> 
 }
 
 fn list(config: Option<&Path>, output: Format) -> Result<()> {
-    let slots = match config {
-        Some(path) => {
-            let loaded = crate::config::load_init(Some(path), &InitFlags::default())?;
-            tree::slots_for(
-                loaded.phase_configuration.as_ref(),
-                loaded.config_dir.as_deref(),
-            )?
-        }
-        None => tree::stock_slots(),
-    };
+    let loaded = config
+        .map(|path| crate::config::load_init(Some(path), &InitFlags::default()))
+        .transpose()?;
+    let phases = loaded.as_ref().and_then(|l| l.phase_configuration.as_ref());
+    let slots = Profile::load(phases, config)?.slots;
     let entries: Vec<SlotEntry> = slots
         .iter()
         .map(|slot| SlotEntry {
@@ -151,7 +146,7 @@ fn list(config: Option<&Path>, output: Format) -> Result<()> {
 
 fn lock(config: &Path, cache_dir: Option<PathBuf>) -> Result<()> {
     let loaded = crate::config::load_init(Some(config), &InitFlags::default())?;
-    let mut profile = super::init::profile(&loaded, Some(config))?;
+    let mut profile = Profile::load(loaded.phase_configuration.as_ref(), Some(config))?;
     let slots = profile.slots.clone();
     profile.lock = None;
     let runner = Runner::new(

@@ -1,6 +1,6 @@
 //! `kubeforge init` and `kubeforge init phase <phase> [<sub-phase>]`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::NodeOptions;
 
@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::config::{self, InitFlags};
-use crate::workflow::lock::{self, Lockfile};
 use crate::workflow::{Profile, RunOptions, Runner, tree};
 
 #[derive(Args)]
@@ -168,7 +167,7 @@ fn run_workflow(
     for warning in &loaded.warnings {
         eprintln!("W {warning}");
     }
-    let profile = profile(&loaded, args.config.as_deref())?;
+    let profile = Profile::load(loaded.phase_configuration.as_ref(), args.config.as_deref())?;
     let mut skip = args.skip_phases.clone();
     skip.extend(loaded.effective.init.skip_phases.iter().cloned());
     tree::validate_skip_phases(&profile.slots, &skip)?;
@@ -221,21 +220,4 @@ fn run_workflow(
         }
     }
     result
-}
-
-/// The slots of this run (the config file's PhaseConfiguration laid over kubeadm's tree) and the
-/// lockfile beside the config file, if there is one.
-pub fn profile(loaded: &config::LoadedConfig, config_path: Option<&Path>) -> Result<Profile> {
-    let slots = tree::slots_for(
-        loaded.phase_configuration.as_ref(),
-        loaded.config_dir.as_deref(),
-    )?;
-    let lock = match config_path {
-        Some(config) => {
-            let path = lock::default_path(config);
-            Lockfile::read(&path)?.map(|lock| (path, lock))
-        }
-        None => None,
-    };
-    Ok(Profile { slots, lock })
 }

@@ -28,8 +28,6 @@ pub struct LoadedConfig {
     pub effective: EffectiveConfig,
     /// `kubeforge.dev/v1alpha1 PhaseConfiguration`: which component fills which slot.
     pub phase_configuration: Option<profile::PhaseConfiguration>,
-    /// The directory of the config file: `file:` components are found relative to it.
-    pub config_dir: Option<std::path::PathBuf>,
     /// Things the user should know that do not stop `init` (ignored documents, rewritten values).
     pub warnings: Vec<String>,
 }
@@ -54,7 +52,6 @@ fn load_init_on(
     let mut loaded = LoadedConfig {
         effective: EffectiveConfig::default(),
         phase_configuration: None,
-        config_dir: None,
         warnings: Vec::new(),
     };
     match config_path {
@@ -71,7 +68,6 @@ fn load_init_on(
             effective.kubelet = documents.kubelet;
             effective.kube_proxy = documents.kube_proxy;
             loaded.phase_configuration = documents.phase_configuration;
-            loaded.config_dir = path.parent().map(Path::to_path_buf);
             loaded.warnings = documents.warnings;
             flags::apply_flags_allowed_with_config(flags, &mut effective);
         }

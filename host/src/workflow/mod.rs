@@ -16,7 +16,7 @@ use crate::capabilities::kube::KubeAccess;
 use crate::capabilities::node::ServiceManager;
 use crate::capabilities::pki::seal::CertificateKey;
 use crate::capabilities::{Grant, HostContext, PhaseState, Roots};
-use crate::config::profile::GrantSpec;
+use crate::config::profile::{GrantSpec, PhaseConfiguration};
 use crate::effects::{Effects, Journal, Origin, Plan};
 use crate::runtime::bindings::{PhaseContext, PhaseError, PhaseInfo};
 use crate::runtime::{Limits, LoadedPhase, RunError, Runtime};
@@ -71,6 +71,23 @@ pub struct Profile {
     /// The tree; empty means kubeadm's with the stock components.
     pub slots: Vec<Slot>,
     pub lock: Option<(PathBuf, Lockfile)>,
+}
+
+impl Profile {
+    /// The slots of the config file at `config` (its PhaseConfiguration laid over kubeadm's
+    /// tree; `file:` paths taken from the file's directory) and the lockfile beside it, if
+    /// there is one. No config file: kubeadm's tree, no lock.
+    pub fn load(phases: Option<&PhaseConfiguration>, config: Option<&Path>) -> Result<Self> {
+        let slots = tree::slots_for(phases, config.and_then(Path::parent))?;
+        let lock = match config {
+            Some(config) => {
+                let path = lock::default_path(config);
+                Lockfile::read(&path)?.map(|lock| (path, lock))
+            }
+            None => None,
+        };
+        Ok(Self { slots, lock })
+    }
 }
 
 /// The output that carries the certificate key to the phases after upload-certs.
