@@ -3,56 +3,60 @@
 HOST_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 ROOT ?= /tmp/kubeforge-node
 CONFIG ?= examples/init.yaml
-# The init phases that need a kubelet or the API server; they land with the API-phase work.
+# The init phases that need a kubelet or the API server (`make node` writes only the files).
 CLUSTER_PHASES := kubelet-start,wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,kubelet-finalize,addon,show-join-command
 
-.PHONY: help node cluster cluster-down test lint testenv bench clean-node
+.PHONY: help setup node cluster cluster-down test lint testenv bench clean-node
+
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+TESTENV := $(TARGET_DIR)/debug/kubeforge-testenv
+CLUSTER ?= kubeforge
 
 help:
-	@echo "make node     write a control-plane node (PKI, kubeconfigs, static Pods) for $(CONFIG) under ROOT=$(ROOT)"
-	@echo "make cluster  a single-node control plane on this machine under CLUSTER_ROOT=$(CLUSTER_ROOT): kubeforge init, the testenv's real binaries, the kubelet stand-in"
-	@echo "make cluster-down  stop it and remove CLUSTER_ROOT"
-	@echo "make test     build the test control plane (tests/testenv) and run every test"
-	@echo "make lint     cargo fmt --check, clippy -D warnings (host and guests), gofmt, go vet"
-	@echo "make bench    run the benchmarks recorded in BENCHMARKS.md"
+	@echo "make cluster       a cluster on this machine: one real node (its own containerd and kubelet), kubeforge init on $(CONFIG), a pod network; ends with every kube-system Pod Ready"
+	@echo "make cluster-down  delete it and everything it made"
+	@echo "make test          build the test env (tests/testenv) and run every test"
+	@echo "make node          write a control-plane node's files (PKI, kubeconfigs, static Pods) for $(CONFIG) under ROOT=$(ROOT)"
+	@echo "make lint          cargo fmt --check, clippy -D warnings (host and guests), gofmt, go vet"
+	@echo "make bench         run the benchmarks recorded in BENCHMARKS.md"
 
-node:
+# What a fresh machine lacks: the wasm target the phases are built for (a rust-toolchain.toml
+# does not install it where RUSTUP_AUTO_INSTALL=0) and the Debian packages the nodes run.
+setup:
+	@if command -v rustup >/dev/null; then rustup target add wasm32-wasip2; fi
+	tests/testenv/packages.sh
+
+node: setup
 	cargo run --release -- --root $(ROOT) init --config $(CONFIG) --skip-phases $(CLUSTER_PHASES)
 
 clean-node:
 	rm -rf $(ROOT)
 
-# `make cluster`: the kubelet stand-in (tests/harness) watches CLUSTER_ROOT's manifests and runs
-# them with the testenv's real binaries; `kubeforge init` writes them and then configures the
-# cluster through the API. The stand-in also plays the kubelet service: kubeforge stops, starts and
-# restarts it through `kubeforge-testenv service --root CLUSTER_ROOT <action> kubelet` (its
-# --service-command), and the stand-in's kubelet serves /healthz on 127.0.0.1:10248 and registers
-# the Node with kubelet.conf's identity. No phase is skipped.
-CLUSTER_ROOT ?= /tmp/kubeforge-cluster
-
-cluster:
-	@test ! -e $(CLUSTER_ROOT)/stand-in.pid || { echo "a cluster is already running under $(CLUSTER_ROOT): make cluster-down"; exit 1; }
+# `make cluster`: the test env's CLI (tests/harness, `kubeforge-testenv`) makes a cluster of one
+# node — its own network, mount, UTS and PID namespaces, containerd, the real kubelet, kubeadm's
+# images already imported, a pod network — and kubeforge inits it from inside, as on a machine.
+cluster: setup
 	cargo build -p kubeforge -p kubeforge-testenv
-	@echo "building (once) or locating the control-plane binaries: tests/testenv/build.sh"
+	@echo "building (once) or locating the test env: tests/testenv/build.sh"
 	tests/testenv/build.sh > /dev/null
-	mkdir -p $(CLUSTER_ROOT)/etc/kubernetes/manifests
-	KUBEFORGE_TESTENV_BIN=$$(tests/testenv/build.sh 2>/dev/null) setsid target/debug/kubeforge-testenv run --root $(CLUSTER_ROOT) > $(CLUSTER_ROOT)/stand-in.log 2>&1 & echo $$! > $(CLUSTER_ROOT)/stand-in.pid
-	target/debug/kubeforge --root $(CLUSTER_ROOT) --service-command "$(abspath target/debug/kubeforge-testenv) service --root $(CLUSTER_ROOT)" init --config $(CONFIG)
+	$(TESTENV) cluster create $(CLUSTER) --kubeforge $(TARGET_DIR)/debug/kubeforge
+	$(TESTENV) exec $(CLUSTER)-control-plane -- kubeforge init --config $(abspath $(CONFIG))
+	$(TESTENV) wait $(CLUSTER)
 	@echo
-	@echo "The control plane is up. Point kubectl at it:"
-	@echo "  export KUBECONFIG=$(CLUSTER_ROOT)/etc/kubernetes/admin.conf"
-	@echo "Stop it and remove everything with: make cluster-down"
+	@echo "Point kubectl at it (the test env's kubectl is in the second line's directory):"
+	@echo "  export KUBECONFIG=$$($(TESTENV) kubeconfig $(CLUSTER))"
+	@echo "  export PATH=$$(tests/testenv/build.sh 2>/dev/null):\$$PATH"
+	@echo "A shell on the node: $(TESTENV) exec $(CLUSTER)-control-plane -- bash"
+	@echo "Delete it and everything it made: make cluster-down"
 
 cluster-down:
-	@if test -e $(CLUSTER_ROOT)/stand-in.pid; then \
-		pid=$$(cat $(CLUSTER_ROOT)/stand-in.pid); kill -TERM $$pid 2>/dev/null; \
-		while kill -0 $$pid 2>/dev/null; do sleep 0.2; done; fi
-	rm -rf $(CLUSTER_ROOT)
+	cargo build -q -p kubeforge-testenv
+	$(TESTENV) cluster delete $(CLUSTER)
 
 testenv:
 	tests/testenv/build.sh
 
-test: testenv
+test: setup testenv
 	KUBEFORGE_TESTENV_BIN=$$(tests/testenv/build.sh 2>/dev/null) cargo test --workspace
 	cd guest-phases && cargo test --target $(HOST_TARGET)
 

@@ -1,258 +1,315 @@
-//! `kubeforge-testenv`: run the kubelet stand-in in the foreground.
+//! `kubeforge-testenv`: clusters of real nodes on this machine, by hand.
 //!
 //! ```text
-//! cargo run -p kubeforge-testenv -- run --root DIR
-//! cargo run -p kubeforge-testenv -- bin-dir
-//! kubeforge-testenv service --root DIR restart kubelet   # like `systemctl restart kubelet`
+//! kubeforge-testenv cluster create [NAME] [--control-planes N] [--workers N] [--kubeforge PATH]
+//! kubeforge-testenv cluster list
+//! kubeforge-testenv cluster delete NAME | --all
+//! kubeforge-testenv nodes [CLUSTER]
+//! kubeforge-testenv exec NODE -- COMMAND [ARGS…]
+//! kubeforge-testenv logs NODE [kubelet|containerd|supervisor] [--pod NAMESPACE/POD/CONTAINER]
+//! kubeforge-testenv wait [CLUSTER] [--timeout SECONDS]
+//! kubeforge-testenv kubeconfig [CLUSTER]
+//! kubeforge-testenv bin-dir
 //! ```
+//!
+//! Called as `systemctl` (the link in every node's /usr/local/bin) it is the node's systemctl.
 
-use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use kubeforge_testenv::{
-    ControlPlaneLock, Options, RestartPolicy, SERVICE_SOCKET, ServiceAction, StandIn,
-    busy_control_plane_ports, testenv_bin_dir,
-};
+use kubeforge_testenv::state::{ClusterRecord, ProcessId};
+use kubeforge_testenv::supervisor::{self, NodeArgs};
+use kubeforge_testenv::{Cluster, ClusterSpec, Node, cluster, lab, testenv_bin_dir, testenv_exe};
+
+const DEFAULT_CLUSTER: &str = "kubeforge";
 
 #[derive(Parser)]
 #[command(
     name = "kubeforge-testenv",
-    about = "Kubelet stand-in: runs the static pod manifests under a root with the real control-plane binaries"
+    about = "Clusters of real nodes (namespaces with their own containerd and kubelet) on this machine"
 )]
 struct Cli {
     #[command(subcommand)]
-    cmd: Cmd,
+    command: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run ROOT/etc/kubernetes/manifests/* until Ctrl-C (or SIGTERM).
-    Run {
-        /// Test root: manifests in ROOT/etc/kubernetes/manifests, hostPaths under ROOT.
-        #[arg(long)]
-        root: PathBuf,
-        /// Testenv bin dir (default: $KUBEFORGE_TESTENV_BIN, else tests/testenv/build.sh).
-        #[arg(long, env = "KUBEFORGE_TESTENV_BIN")]
-        bin_dir: Option<PathBuf>,
-        /// Do not restart containers that exit.
-        #[arg(long)]
-        no_restart: bool,
-        /// Seconds between SIGTERM and SIGKILL when stopping.
-        #[arg(long, default_value_t = 10)]
-        grace_seconds: u64,
-        /// Do not take the cross-process control-plane port lock.
-        #[arg(long)]
-        no_lock: bool,
-        /// Start the kubelet service at once (default: stopped until
-        /// `kubeforge-testenv service --root DIR start kubelet`).
-        #[arg(long)]
-        start_kubelet: bool,
+    /// Create, list and delete clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// The nodes of a cluster: name, role, address, pod subnet, state.
+    Nodes {
+        #[arg(default_value = DEFAULT_CLUSTER)]
+        cluster: String,
     },
-    /// Stop, start or restart the kubelet of the stand-in running for ROOT, like
-    /// `systemctl ACTION SERVICE` (exit 0 when done; 1 when no stand-in runs for
-    /// ROOT; 5 for a service other than kubelet). A host under test runs services
-    /// with `kubeforge-testenv service --root ROOT` as its service command.
-    Service {
-        /// The root the stand-in runs (`run --root ROOT` or StandIn::start in a test).
+    /// Run a command inside a node, like `docker exec` (stdin, stdout and exit code are the
+    /// command's).
+    Exec {
+        node: String,
+        /// The cluster the node is in (default: the one live cluster that has it).
         #[arg(long)]
-        root: PathBuf,
-        #[arg(value_enum)]
-        action: ServiceAction,
-        /// Only `kubelet` (or `kubelet.service`) exists.
-        service: String,
+        cluster: Option<String>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
-    /// Build (if needed) and print the testenv bin dir.
+    /// Show a node's log: a service's (kubelet, containerd), the supervisor's, or a container's.
+    Logs {
+        node: String,
+        #[arg(default_value = "kubelet")]
+        unit: String,
+        /// A container's log instead: NAMESPACE/POD/CONTAINER (POD a name prefix).
+        #[arg(long)]
+        pod: Option<String>,
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Wait until every node is a Ready Node and every kube-system Pod is Running and Ready.
+    Wait {
+        #[arg(default_value = DEFAULT_CLUSTER)]
+        cluster: String,
+        /// Seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Print the path of a kubeconfig for the host with the cluster's admin credentials.
+    Kubeconfig {
+        #[arg(default_value = DEFAULT_CLUSTER)]
+        cluster: String,
+    },
+    /// Build (if needed) and print the test env's bin dir.
     BinDir,
+    /// (internal) a node's start, in its new namespaces.
+    #[command(hide = true)]
+    NodeBoot(NodeArgsCli),
+    /// (internal) a node's PID 1.
+    #[command(hide = true)]
+    NodeSupervisor(NodeArgsCli),
+    /// (internal) a cluster's network namespace.
+    #[command(hide = true)]
+    Lab {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        owner: Option<String>,
+    },
 }
 
-fn main() -> Result<()> {
-    // The service client is a short-lived command a host runs: it prints only
-    // the answer (or the error) and exits with systemctl's code.
-    if let Cmd::Service {
-        root,
-        action,
-        service,
-    } = Cli::parse().cmd
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Create a cluster of nodes named as kind names them (NAME-control-plane, NAME-worker, …).
+    Create {
+        #[arg(default_value = DEFAULT_CLUSTER)]
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        control_planes: usize,
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// A kubeforge binary to put in every node's PATH.
+        #[arg(long)]
+        kubeforge: Option<PathBuf>,
+    },
+    /// List the clusters.
+    List,
+    /// Delete a cluster (and remove what dead clusters left).
+    Delete {
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
+        /// Delete every cluster.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct NodeArgsCli {
+    #[arg(long)]
+    node_dir: PathBuf,
+    #[arg(long)]
+    hostname: String,
+    #[arg(long)]
+    cgroup: String,
+    #[arg(long)]
+    owner: Option<String>,
+}
+
+impl NodeArgsCli {
+    fn into_args(self) -> Result<NodeArgs> {
+        Ok(NodeArgs {
+            node_dir: self.node_dir,
+            hostname: self.hostname,
+            cgroup: self.cgroup,
+            owner: self
+                .owner
+                .as_deref()
+                .map(ProcessId::parse_arg)
+                .transpose()?,
+        })
+    }
+}
+
+fn main() {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "systemctl")
     {
-        std::process::exit(service_client(&root, action, &service));
+        let rest: Vec<String> = args.collect();
+        kubeforge_testenv::systemctl::main(&rest);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().cmd {
-        Cmd::BinDir => {
-            println!("{}", testenv_bin_dir()?.display());
-            Ok(())
-        }
-        Cmd::Run {
-            root,
-            bin_dir,
-            no_restart,
-            grace_seconds,
-            no_lock,
-            start_kubelet,
-        } => run(
-            root,
-            bin_dir,
-            no_restart,
-            grace_seconds,
-            no_lock,
-            start_kubelet,
-        ),
-        Cmd::Service { .. } => unreachable!("handled above"),
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("kubeforge-testenv: error: {e:#}");
+        std::process::exit(1);
     }
 }
 
-fn service_client(root: &std::path::Path, action: ServiceAction, service: &str) -> i32 {
-    match kubeforge_testenv::service::request(root, action, service) {
-        Ok(reply) => {
-            if action == ServiceAction::IsActive && reply.code != 5 {
-                // The state on stdout, like systemctl.
-                println!("{}", reply.message);
-            } else if reply.code == 0 {
-                // What happened, on stderr (a host may show it to its user).
-                eprintln!("{}", reply.message);
-            } else {
-                eprintln!(
-                    "kubeforge-testenv service {} {service}: {}",
-                    action.as_str(),
-                    reply.message
-                );
-            }
-            reply.code
-        }
-        Err(e) => {
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Cluster(ClusterCmd::Create {
+            name,
+            control_planes,
+            workers,
+            kubeforge,
+        }) => {
+            let mut spec = ClusterSpec::new(&name, control_planes, workers);
+            spec.kubeforge = kubeforge;
+            let started = std::time::Instant::now();
+            let cluster = Cluster::create(spec)?;
             eprintln!(
-                "kubeforge-testenv service {} {service}: {e:#}",
-                action.as_str()
+                "Created cluster {name} in {:.1}s. Run a command on a node: kubeforge-testenv exec {} -- COMMAND",
+                started.elapsed().as_secs_f64(),
+                cluster.nodes()[0].name
             );
-            1
+            print_nodes(&cluster.nodes());
         }
+        Cmd::Cluster(ClusterCmd::List) => {
+            println!("{:<24} {:<8} {:<6} NODES", "NAME", "STATE", "INDEX");
+            for record in cluster::list()? {
+                let state = if record.alive() { "running" } else { "dead" };
+                let nodes: Vec<&str> = record.nodes.iter().map(|n| n.name.as_str()).collect();
+                println!(
+                    "{:<24} {:<8} {:<6} {}",
+                    record.name,
+                    state,
+                    record.index,
+                    nodes.join(",")
+                );
+            }
+        }
+        Cmd::Cluster(ClusterCmd::Delete { name, all }) => {
+            let names = if all {
+                ClusterRecord::names()?
+            } else {
+                vec![name.unwrap()]
+            };
+            for name in names {
+                if cluster::delete(&name)? {
+                    eprintln!("Deleted cluster {name}");
+                } else {
+                    eprintln!("No cluster {name}; removed what dead clusters left");
+                }
+            }
+        }
+        Cmd::Nodes { cluster } => print_nodes(&Cluster::get(&cluster)?.nodes()),
+        Cmd::Exec {
+            node,
+            cluster,
+            command,
+        } => {
+            let node = find_node(&node, cluster.as_deref())?;
+            let error = node.command(&command).stdin(Stdio::inherit()).exec();
+            bail!("running {:?} in node {}: {error}", command, node.name);
+        }
+        Cmd::Logs {
+            node,
+            unit,
+            pod,
+            cluster,
+        } => {
+            let node = find_node(&node, cluster.as_deref())?;
+            let text = match pod {
+                Some(pod) => {
+                    let parts: Vec<&str> = pod.splitn(3, '/').collect();
+                    let [namespace, pod, container] = parts[..] else {
+                        bail!("--pod {pod:?}: give NAMESPACE/POD/CONTAINER");
+                    };
+                    node.container_log(namespace, pod, container)?
+                }
+                None if unit == "supervisor" => node.supervisor_log(),
+                None => node.log(&unit),
+            };
+            print!("{text}");
+        }
+        Cmd::Wait { cluster, timeout } => {
+            let took =
+                Cluster::get(&cluster)?.wait_ready(std::time::Duration::from_secs(timeout))?;
+            eprintln!(
+                "Cluster {cluster} is ready: every node Ready, every kube-system Pod Running and Ready ({:.1}s)",
+                took.as_secs_f64()
+            );
+        }
+        Cmd::Kubeconfig { cluster } => {
+            println!("{}", Cluster::get(&cluster)?.kubeconfig()?.display())
+        }
+        Cmd::BinDir => println!("{}", testenv_bin_dir()?.display()),
+        Cmd::NodeBoot(args) => {
+            let code = supervisor::boot(&testenv_exe()?, &args.into_args()?)?;
+            std::process::exit(code);
+        }
+        Cmd::NodeSupervisor(args) => supervisor::run(args.into_args()?)?,
+        Cmd::Lab { cluster, owner } => lab::run(
+            &cluster,
+            owner.as_deref().map(ProcessId::parse_arg).transpose()?,
+        )?,
     }
+    Ok(())
 }
 
-fn run(
-    root: PathBuf,
-    bin_dir: Option<PathBuf>,
-    no_restart: bool,
-    grace_seconds: u64,
-    no_lock: bool,
-    start_kubelet: bool,
-) -> Result<()> {
-    let bin_dir = match bin_dir {
-        Some(b) => b,
-        None => testenv_bin_dir()?,
-    };
-    let _lock = if no_lock {
-        None
-    } else {
-        let lock = match ControlPlaneLock::try_acquire()? {
-            Some(l) => l,
-            None => {
-                eprintln!(
-                    "waiting for the control-plane lock {} (another test or stand-in uses the fixed ports)",
-                    ControlPlaneLock::path().display()
-                );
-                ControlPlaneLock::acquire()?
-            }
-        };
-        Some(lock)
-    };
-    let busy = busy_control_plane_ports();
-    if !busy.is_empty() {
-        tracing::warn!(
-            ?busy,
-            "control-plane ports already in use on 127.0.0.1; components may fail to bind"
+fn print_nodes(nodes: &[Node]) {
+    println!(
+        "{:<32} {:<14} {:<14} {:<16} STATE",
+        "NODE", "ROLE", "ADDRESS", "POD SUBNET"
+    );
+    for node in nodes {
+        let state = if node.running() { "running" } else { "stopped" };
+        println!(
+            "{:<32} {:<14} {:<14} {:<16} {state}",
+            node.name,
+            node.role.as_str(),
+            node.address.to_string(),
+            node.pod_subnet
         );
     }
-    let options = Options {
-        grace_period: Duration::from_secs(grace_seconds),
-        restart: if no_restart {
-            RestartPolicy::Never
-        } else {
-            Options::default().restart
-        },
-        start_kubelet,
-        ..Options::default()
-    };
-    let stand_in = StandIn::start_with(&root, &bin_dir, options)
-        .with_context(|| format!("starting the stand-in on {}", root.display()))?;
-    println!("root:       {}", stand_in.root().display());
-    println!("manifests:  {}", stand_in.manifest_dir().display());
-    println!(
-        "logs:       {}/<component>.log",
-        stand_in.log_dir().display()
-    );
-    println!("kubeconfig: {}", stand_in.admin_kubeconfig().display());
-    println!(
-        "kubectl:    {} --kubeconfig {} get --raw /readyz",
-        stand_in.bin_dir().join("kubectl").display(),
-        stand_in.admin_kubeconfig().display()
-    );
-    println!(
-        "kubelet:    {} service --root {} restart kubelet   (socket {})",
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "kubeforge-testenv".into()),
-        stand_in.root().display(),
-        stand_in.root().join(SERVICE_SOCKET).display()
-    );
-    println!("Ctrl-C stops every component.");
+}
 
-    // Report when each component first becomes ready (startup timing).
-    let stand_in = Arc::new(stand_in);
-    let done = Arc::new(AtomicBool::new(false));
-    let reporter = {
-        let watcher = stand_in.clone();
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let begin = Instant::now();
-            let mut reported = BTreeSet::new();
-            while !done.load(Ordering::Relaxed) {
-                for c in watcher.components() {
-                    if !reported.contains(&c.component)
-                        && watcher.probe(&c.component).unwrap_or(false)
-                    {
-                        println!(
-                            "ready:      {} after {:.1}s",
-                            c.component,
-                            begin.elapsed().as_secs_f64()
-                        );
-                        reported.insert(c.component);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        })
-    };
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-            _ = term.recv() => {},
-        }
-        anyhow::Ok(())
-    })?;
-    eprintln!("stopping...");
-    done.store(true, Ordering::Relaxed);
-    let _ = reporter.join();
-    match Arc::try_unwrap(stand_in) {
-        Ok(s) => s.stop(),
-        Err(_) => anyhow::bail!("internal error: stand-in still shared"),
+/// The node `name` of `cluster`, or of the one live cluster that has such a node.
+fn find_node(name: &str, cluster: Option<&str>) -> Result<Node> {
+    if let Some(cluster) = cluster {
+        return Cluster::get(cluster)?.node(name);
     }
+    let mut found = Vec::new();
+    for record in cluster::list()?.into_iter().filter(|r| r.alive()) {
+        if record.nodes.iter().any(|n| n.name == name) {
+            found.push(record.name);
+        }
+    }
+    match found.as_slice() {
+        [one] => Cluster::get(one)?.node(name),
+        [] => bail!("no live cluster has a node {name:?} (`kubeforge-testenv cluster list`)"),
+        many => bail!(
+            "clusters {} all have a node {name:?}; say which with --cluster",
+            many.join(", ")
+        ),
+    }
+    .context("finding the node")
 }

@@ -1,15 +1,16 @@
-// Command testenv is a multi-call binary holding the real Kubernetes
-// control-plane components (plus kubectl, kubeadm and etcd) for kubeforge's
-// integration tests.
+// Command kubernetes is a multi-call binary holding the real Kubernetes
+// components (control plane, kubelet, kube-proxy, kubectl and kubeadm) for
+// kubeforge's test environment.
 //
 // The component is selected by the basename of argv[0] (symlinks named
-// kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubeadm,
-// etcd) or, when invoked under any other name, by the first argument
-// (`testenv kube-apiserver --help`). Exactly one component runs per process;
+// kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+// kube-proxy, kubectl, kubeadm) or, when invoked under any other name, by the first argument
+// (`kubernetes kube-apiserver --help`). Exactly one component runs per process;
 // only the selected command is constructed.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,11 +29,11 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 	schedulerapp "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	kubeadmapp "k8s.io/kubernetes/cmd/kubeadm/app"
 	kubeadmerrors "k8s.io/kubernetes/cmd/kubeadm/app/util/errors"
-
-	"go.etcd.io/etcd/server/v3/etcdmain"
+	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // components maps a personality name to its entry point. Each entry point
@@ -58,9 +59,11 @@ var components = map[string]func(){
 		kubeadmerrors.HandleError(kubeadmapp.Run())
 		os.Exit(0)
 	},
-	"etcd": func() {
-		etcdmain.Main(os.Args)
-		os.Exit(0)
+	"kubelet": func() {
+		os.Exit(cli.Run(kubeletapp.NewKubeletCommand(context.Background())))
+	},
+	"kube-proxy": func() {
+		os.Exit(cli.Run(proxyapp.NewProxyCommand()))
 	},
 }
 

@@ -1,0 +1,3 @@
+module kubeforge.invalid/testenv/images
+
+go 1.26

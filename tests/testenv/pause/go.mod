@@ -1,0 +1,3 @@
+module kubeforge.invalid/testenv/pause
+
+go 1.26
