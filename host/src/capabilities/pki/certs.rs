@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SanType,
+    SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -28,9 +29,9 @@ pub fn params(
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
     for organization in &spec.organizations {
-        name.push(DnType::OrganizationName, organization.as_str());
+        name.push(DnType::OrganizationName, dn_value(organization));
     }
-    name.push(DnType::CommonName, spec.common_name.as_str());
+    name.push(DnType::CommonName, dn_value(&spec.common_name));
     params.distinguished_name = name;
     params.not_before = OffsetDateTime::from(started - BACKDATE);
     params.not_after = OffsetDateTime::from(started + Duration::from_secs(spec.validity_seconds));
@@ -65,8 +66,29 @@ pub fn params(
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     } else {
         params.use_authority_key_identifier_extension = true;
+        // kubeadm's (Go's) `BasicConstraintsValid: true, IsCA: false`: a critical
+        // basicConstraints of `CA:FALSE` (an empty SEQUENCE), without the subject key id that
+        // rcgen's `IsCa::ExplicitNoCa` would add (Go writes one for CAs only).
+        let mut constraints = CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
+        constraints.set_criticality(true);
+        params.custom_extensions.push(constraints);
     }
     Ok(params)
+}
+
+/// A name attribute encoded as Go's encoding/asn1 encodes it: PrintableString when every
+/// character is in its set, else UTF8String.
+fn dn_value(text: &str) -> DnValue {
+    match text.try_into() {
+        Ok(printable) => DnValue::PrintableString(printable),
+        Err(_) => DnValue::Utf8String(text.to_string()),
+    }
+}
+
+/// The subject key id Go (1.25 and later, so kubeadm v1.35) gives a CA: the first 160 bits of
+/// the SHA-256 of the public key (the subjectPublicKey bit string).
+fn subject_key_id(key: &KeyPair) -> Vec<u8> {
+    Sha256::digest(key.public_key_raw())[..20].to_vec()
 }
 
 /// A serial in [1, 2^63), as kubeadm picks them.
@@ -92,7 +114,9 @@ pub fn sign(
 
 /// A self-signed CA certificate; returns PEM.
 pub fn self_sign_ca(spec: &CertificateSpec, key: &KeyPair, started: SystemTime) -> Result<String> {
-    let cert = params(spec, true, started)?
+    let mut params = params(spec, true, started)?;
+    params.key_identifier_method = KeyIdMethod::PreSpecified(subject_key_id(key));
+    let cert = params
         .self_signed(key)
         .context("self-signing the CA certificate")?;
     Ok(cert.pem())
@@ -255,4 +279,94 @@ pub fn summary(pem: &str) -> Result<String> {
         info.issuer_common_name,
         sans.join(", "),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::prelude::ParsedExtension;
+
+    fn spec(common_name: &str, organizations: &[&str]) -> CertificateSpec {
+        CertificateSpec {
+            common_name: common_name.into(),
+            organizations: organizations.iter().map(|o| o.to_string()).collect(),
+            dns_names: vec!["kubernetes".into()],
+            ip_addresses: vec!["10.96.0.1".into()],
+            ext_key_usages: vec![ExtKeyUsage::ServerAuth],
+            validity_seconds: 3600,
+        }
+    }
+
+    /// (OID, critical, parsed) of each extension.
+    fn extensions(der: &[u8]) -> Vec<(String, bool, String)> {
+        let cert = parse(der).unwrap();
+        cert.extensions()
+            .iter()
+            .map(|e| {
+                let parsed = match e.parsed_extension() {
+                    ParsedExtension::BasicConstraints(bc) => format!("ca={}", bc.ca),
+                    ParsedExtension::SubjectKeyIdentifier(id) => hex::encode(id.0),
+                    ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                        hex::encode(aki.key_identifier.as_ref().unwrap().0)
+                    }
+                    _ => String::new(),
+                };
+                (e.oid.to_id_string(), e.critical, parsed)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn certificates_carry_the_extensions_and_name_encoding_kubeadm_writes() {
+        let started = SystemTime::now();
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_pem = self_sign_ca(&spec("kubernetes", &[]), &ca_key, started).unwrap();
+        let ca_der = certificates_der(&ca_pem).unwrap().remove(0);
+        let ca_ski = hex::encode(&Sha256::digest(ca_key.public_key_raw())[..20]);
+        let ca_extensions = extensions(&ca_der);
+        assert!(
+            ca_extensions.contains(&("2.5.29.14".into(), false, ca_ski.clone())),
+            "a CA's subject key id is SHA-256/160 of its key, as Go's: {ca_extensions:?}"
+        );
+        assert!(ca_extensions.contains(&("2.5.29.19".into(), true, "ca=true".into())));
+
+        let key = KeyPair::generate().unwrap();
+        let leaf_pem = sign(
+            &spec("kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"]),
+            &key,
+            &ca_pem,
+            &ca_key,
+            started,
+        )
+        .unwrap();
+        let leaf_der = certificates_der(&leaf_pem).unwrap().remove(0);
+        let leaf_extensions = extensions(&leaf_der);
+        assert!(
+            leaf_extensions.contains(&("2.5.29.19".into(), true, "ca=false".into())),
+            "a signed certificate says CA:FALSE, critical, as kubeadm's: {leaf_extensions:?}"
+        );
+        assert!(
+            !leaf_extensions.iter().any(|(oid, ..)| oid == "2.5.29.14"),
+            "no subject key id on a signed certificate (Go writes one for CAs only): {leaf_extensions:?}"
+        );
+        assert!(leaf_extensions.contains(&("2.5.29.35".into(), false, ca_ski)));
+        verify(&leaf_pem, &ca_pem).unwrap();
+
+        let leaf = parse(&leaf_der).unwrap();
+        for name in [leaf.subject(), leaf.issuer()] {
+            for attribute in name.iter_attributes() {
+                assert_eq!(
+                    attribute.attr_value().tag().0,
+                    19,
+                    "{} is a PrintableString, as Go encodes it",
+                    attribute.as_str().unwrap()
+                );
+            }
+        }
+        assert_eq!(
+            dn_value("caf\u{e9}"),
+            DnValue::Utf8String("caf\u{e9}".into()),
+            "outside PrintableString's set: UTF8String"
+        );
+    }
 }
