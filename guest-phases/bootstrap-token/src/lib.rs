@@ -61,7 +61,6 @@ pub fn cluster_info_kubeconfig(server: &str, ca_pem: &str) -> String {
         "contexts": null,
         "current-context": "",
         "kind": "Config",
-        "preferences": {},
         "users": null,
     }))
 }

@@ -7,7 +7,7 @@ fn cluster_info_is_admin_confs_cluster_under_the_empty_name() {
     let text = cluster_info_kubeconfig("https://10.0.0.1:6443", "PEM");
     assert_eq!(
         text,
-        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: UEVN\n    server: https://10.0.0.1:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\npreferences: {}\nusers: null\n"
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: UEVN\n    server: https://10.0.0.1:6443\n  name: \"\"\ncontexts: null\ncurrent-context: \"\"\nkind: Config\nusers: null\n"
     );
     let rbac = cluster_info_rbac();
     assert_eq!(

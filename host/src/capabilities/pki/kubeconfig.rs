@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::runtime::bindings::kubeforge::phase::pki::KubeconfigSpec;
 
 // Written as client-go writes kubeconfigs: JSON, then YAML with sorted keys (kubeforge_api::yaml).
+// No `preferences`: client-go v0.35 omits the empty struct (`json:"preferences,omitzero"`).
 #[derive(Serialize, Deserialize)]
 struct Kubeconfig {
     #[serde(rename = "apiVersion")]
@@ -17,13 +18,8 @@ struct Kubeconfig {
     #[serde(rename = "current-context")]
     current_context: String,
     kind: String,
-    #[serde(default)]
-    preferences: Preferences,
     users: Vec<NamedUser>,
 }
-
-#[derive(Serialize, Deserialize, Default)]
-struct Preferences {}
 
 #[derive(Serialize, Deserialize)]
 struct NamedCluster {
@@ -89,7 +85,6 @@ pub fn render(spec: &KubeconfigSpec, key_pem: &str) -> Result<String> {
         }],
         current_context: context,
         kind: "Config".into(),
-        preferences: Preferences {},
         users: vec![NamedUser {
             name: spec.user_name.clone(),
             user: User {
@@ -160,7 +155,7 @@ mod tests {
             client_certificate_pem: "CERT".into(),
         };
         let text = render(&spec, "KEY").unwrap();
-        let expected = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: Q0E=\n    server: https://10.0.0.1:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: system:node:n1\n  name: system:node:n1@kubernetes\ncurrent-context: system:node:n1@kubernetes\nkind: Config\npreferences: {}\nusers:\n- name: system:node:n1\n  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n";
+        let expected = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: Q0E=\n    server: https://10.0.0.1:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: system:node:n1\n  name: system:node:n1@kubernetes\ncurrent-context: system:node:n1@kubernetes\nkind: Config\nusers:\n- name: system:node:n1\n  user:\n    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n";
         assert_eq!(text, expected);
         let read = inspect(&text).unwrap();
         assert_eq!(read.server, spec.server);
