@@ -29,35 +29,36 @@ pub fn coredns_image(config: &EffectiveConfig) -> String {
     dns_image(config, &repository, COREDNS, COREDNS_VERSION)
 }
 
-/// kubeadm's Corefile for `dns_domain`.
+/// kubeadm's Corefile for `dns_domain`: the text of its ConfigMap's `Corefile: |` block, so
+/// indented as that block scalar reads (its first line's four spaces removed from each line).
 pub fn corefile(dns_domain: &str) -> String {
     let cache = if dns_domain.is_empty() {
-        "        cache 30\n".to_string()
+        "    cache 30\n".to_string()
     } else {
         format!(
-            "        cache 30 {{\n           disable success {dns_domain}\n           disable denial {dns_domain}\n        }}\n"
+            "    cache 30 {{\n       disable success {dns_domain}\n       disable denial {dns_domain}\n    }}\n"
         )
     };
     format!(
         ".:53 {{
-        errors
-        health {{
-           lameduck 5s
-        }}
-        ready
-        kubernetes {dns_domain} in-addr.arpa ip6.arpa {{
-           pods insecure
-           fallthrough in-addr.arpa ip6.arpa
-           ttl 30
-        }}
-        prometheus :9153
-        forward . /etc/resolv.conf {{
-           max_concurrent 1000
-        }}
-{cache}        loop
-        reload
-        loadbalance
+    errors
+    health {{
+       lameduck 5s
     }}
+    ready
+    kubernetes {dns_domain} in-addr.arpa ip6.arpa {{
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }}
+    prometheus :9153
+    forward . /etc/resolv.conf {{
+       max_concurrent 1000
+    }}
+{cache}    loop
+    reload
+    loadbalance
+}}
 "
     )
 }

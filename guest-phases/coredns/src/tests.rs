@@ -22,9 +22,12 @@ fn coredns_service_takes_the_tenth_address_and_kubeadms_image() {
 
 #[test]
 fn corefile_is_kubeadms() {
-    let text = corefile("cluster.local");
-    assert!(text.contains(
-        "        cache 30 {\n           disable success cluster.local\n           disable denial cluster.local\n        }\n        loop\n"
-    ));
-    assert!(text.starts_with(".:53 {\n        errors\n        health {\n           lameduck 5s\n"));
+    // The `Corefile` of the ConfigMap kubeadm v1.35 creates (read back from a real cluster).
+    assert_eq!(
+        corefile("cluster.local"),
+        ".:53 {\n    errors\n    health {\n       lameduck 5s\n    }\n    ready\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n       pods insecure\n       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n    prometheus :9153\n    forward . /etc/resolv.conf {\n       max_concurrent 1000\n    }\n    cache 30 {\n       disable success cluster.local\n       disable denial cluster.local\n    }\n    loop\n    reload\n    loadbalance\n}\n"
+    );
+    // Without a DNS domain kubeadm's template trims the cache block to its first line.
+    assert!(corefile("").contains("\n    prometheus :9153\n"));
+    assert!(corefile("").contains("\n    }\n    cache 30\n    loop\n"));
 }
