@@ -198,10 +198,8 @@ pub fn kube_proxy_objects(config: &EffectiveConfig) -> Vec<Value> {
                         {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
                         {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
                     ],
-                    "tolerations": [
-                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
-                        {"operator": "Exists"},
-                    ],
+                    // kubeadm v1.35's: tolerate every taint (no separate CriticalAddonsOnly).
+                    "tolerations": [{"operator": "Exists"}],
                     "nodeSelector": {"kubernetes.io/os": "linux"},
                 },
             },

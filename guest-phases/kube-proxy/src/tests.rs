@@ -61,6 +61,11 @@ fn kube_proxy_objects_carry_kubeadms_names_and_a_signed_config_map() {
         objects[2]["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.k8s.io/kube-proxy:v1.35.4"
     );
+    // kubeadm v1.35's DaemonSet tolerates every taint, with one toleration.
+    assert_eq!(
+        objects[2]["spec"]["template"]["spec"]["tolerations"],
+        json!([{"operator": "Exists"}])
+    );
 }
 
 #[test]
