@@ -108,6 +108,12 @@ impl Cluster {
     /// Creates the cluster and its nodes. Dead clusters are removed first; a live cluster of
     /// the same name is an error.
     pub fn create(spec: ClusterSpec) -> Result<Cluster> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!(
+                "the test env's nodes need root (network, mount and PID namespaces, mounts, cgroups); run as root"
+            );
+        }
         check_name("cluster", &spec.name)?;
         for node in &spec.nodes {
             check_name("node", &node.name)?;
@@ -144,7 +150,7 @@ impl Cluster {
             record,
             bin_dir,
             kubeforge: spec.kubeforge.clone(),
-            delete_on_drop: spec.owner.is_some(),
+            delete_on_drop: spec.owner == Some(ProcessId::current()),
         };
         let created = network::create_lab(index, lab.pid).and_then(|()| {
             spec.nodes
@@ -185,6 +191,11 @@ impl Cluster {
 
     pub fn name(&self) -> &str {
         &self.record.name
+    }
+
+    /// What the state root records about the cluster.
+    pub fn record(&self) -> &ClusterRecord {
+        &self.record
     }
 
     pub fn bin_dir(&self) -> &Path {
@@ -372,6 +383,7 @@ impl Cluster {
                 hostname: spec.name.clone(),
                 cgroup: cgroup.clone(),
                 owner: self.record.owner,
+                owner_fd: None,
             },
         )?;
         self.record.nodes.push(NodeRecord {
@@ -577,7 +589,47 @@ fn teardown(record: &ClusterRecord) -> Result<()> {
     // owned it yet.
     let _ = network::ip(None, &["link", "del", &network::host_link(record.index)]);
     remove_tree(&ClusterRecord::dir(&record.name))?;
-    sysctls::release_unless_in_use(&record.name)
+    sysctls::release_unless_in_use(&record.name)?;
+    let left = leftovers(record)?;
+    if !left.is_empty() {
+        bail!("cluster {} left behind: {}", record.name, left.join("; "));
+    }
+    Ok(())
+}
+
+/// What of the cluster is still on the machine: its processes, cgroups, host interface,
+/// mounts and directory. Empty once it is deleted.
+pub fn leftovers(record: &ClusterRecord) -> Result<Vec<String>> {
+    let mut left = Vec::new();
+    for node in &record.nodes {
+        if node.supervisor.alive() {
+            left.push(format!("node {} (pid {})", node.name, node.supervisor.pid));
+        }
+        if cgroups::exists(&node.cgroup)? {
+            left.push(format!("cgroup /{}", node.cgroup));
+        }
+    }
+    if record.lab.alive() {
+        left.push(format!("the lab (pid {})", record.lab.pid));
+    }
+    let link = network::host_link(record.index);
+    if Path::new("/sys/class/net").join(&link).exists() {
+        left.push(format!("network interface {link}"));
+    }
+    let dir = ClusterRecord::dir(&record.name);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let dir_text = dir.display().to_string();
+    for line in mountinfo.lines() {
+        if let Some(mount_point) = line.split(' ').nth(4)
+            && mount_point.starts_with(&dir_text)
+        {
+            left.push(format!("mount {mount_point}"));
+        }
+    }
+    if dir.exists() {
+        left.push(format!("directory {}", dir.display()));
+    }
+    Ok(left)
 }
 
 fn kill(process: ProcessId, signal: libc::c_int) {

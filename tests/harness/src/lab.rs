@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::state::{ProcessId, StateLock};
-use crate::supervisor::{handle_terminate, terminate_requested, wait_pidfd};
+use crate::supervisor::{handle_terminate, owner_pidfd, terminate_requested, wait_pidfd};
 
 /// Runs the lab of `cluster` until it is told to stop or `owner` exits.
 pub fn run(cluster: &str, owner: Option<ProcessId>) -> Result<()> {
@@ -22,9 +22,7 @@ pub fn run(cluster: &str, owner: Option<ProcessId>) -> Result<()> {
         }
         return Ok(());
     };
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, owner.pid, 0) } as libc::c_int;
-    if fd >= 0 && owner.alive() {
+    if let Ok(fd) = owner_pidfd(owner) {
         let (exited, wait) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             wait_pidfd(fd);

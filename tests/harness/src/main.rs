@@ -134,6 +134,8 @@ struct NodeArgsCli {
     cgroup: String,
     #[arg(long)]
     owner: Option<String>,
+    #[arg(long)]
+    owner_fd: Option<i32>,
 }
 
 impl NodeArgsCli {
@@ -147,6 +149,7 @@ impl NodeArgsCli {
                 .as_deref()
                 .map(ProcessId::parse_arg)
                 .transpose()?,
+            owner_fd: self.owner_fd,
         })
     }
 }

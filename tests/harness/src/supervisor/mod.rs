@@ -47,6 +47,9 @@ pub struct NodeArgs {
     pub hostname: String,
     pub cgroup: String,
     pub owner: Option<ProcessId>,
+    /// A pidfd of the owner, inherited from [`boot`] (the supervisor's own PID namespace cannot
+    /// name the owner's pid).
+    pub owner_fd: Option<i32>,
 }
 
 impl NodeArgs {
@@ -62,6 +65,9 @@ impl NodeArgs {
         if let Some(owner) = self.owner {
             args.extend(["--owner".to_string(), owner.to_arg()]);
         }
+        if let Some(fd) = self.owner_fd {
+            args.extend(["--owner-fd".to_string(), fd.to_string()]);
+        }
         args
     }
 }
@@ -70,6 +76,16 @@ impl NodeArgs {
 /// `unshare` made them), starts the supervisor as PID 1 of the new PID namespace, prints its
 /// host pid on stdout and waits for it.
 pub fn boot(exe: &Path, args: &NodeArgs) -> Result<i32> {
+    let mut args = args.clone();
+    if let Some(owner) = args.owner {
+        let fd = owner_pidfd(owner)?;
+        // SAFETY: clearing FD_CLOEXEC on a descriptor this process owns, so the supervisor
+        // inherits it.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            bail!("fcntl: {}", std::io::Error::last_os_error());
+        }
+        args.owner_fd = Some(fd);
+    }
     let mut child = Command::new(exe)
         .arg("node-supervisor")
         .args(args.to_args())
@@ -100,9 +116,8 @@ pub fn in_new_namespaces(command: &mut Command, flags: libc::c_int) {
     }
 }
 
-/// Opens a pidfd for `owner` (checking it is still that process), before the node's /proc
-/// hides the host's processes.
-fn owner_pidfd(owner: ProcessId) -> Result<libc::c_int> {
+/// Opens a pidfd for `owner`, checking it is still that process.
+pub fn owner_pidfd(owner: ProcessId) -> Result<libc::c_int> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, owner.pid, 0) } as libc::c_int;
     if fd < 0 {
@@ -157,7 +172,7 @@ pub fn terminate_requested() -> bool {
 
 /// PID 1 of a node.
 pub fn run(args: NodeArgs) -> Result<()> {
-    let owner = args.owner.map(owner_pidfd).transpose()?;
+    let owner = args.owner_fd;
     mounts::set_up(&args.node_dir).context("setting up the node's mounts")?;
     let hostname = args.hostname.as_bytes();
     // SAFETY: a valid buffer and its length.
@@ -432,6 +447,7 @@ impl Supervisor {
         state.restart_at = None;
         let def = state.def;
         let Some(pid) = state.pid else {
+            state.last_exit = None;
             return (0, String::new());
         };
         unit_log(def, &format!("stopping main process {pid}"));
@@ -448,6 +464,8 @@ impl Supervisor {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        // Stopped on request: inactive, not failed, however it exited.
+        units.get_mut(unit).unwrap().last_exit = None;
         (0, String::new())
     }
 
