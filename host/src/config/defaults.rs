@@ -136,11 +136,10 @@ pub(super) fn apply_static_defaults(config: &mut EffectiveConfig) {
         *bind_port = DEFAULT_BIND_PORT;
     }
 
+    // kubeadm's SetDefaults_BootstrapTokens: one token, no description (the description
+    // comes with the token of init's flags, used only without --config; see flags.rs).
     if init.bootstrap_tokens.is_empty() {
-        init.bootstrap_tokens.push(BootstrapToken {
-            description: Some(DEFAULT_TOKEN_DESCRIPTION.into()),
-            ..Default::default()
-        });
+        init.bootstrap_tokens.push(BootstrapToken::default());
     }
     for token in &mut init.bootstrap_tokens {
         if token.ttl.is_none() && token.expires.is_none() {
@@ -428,10 +427,7 @@ pub(super) mod tests {
         assert_eq!(token.ttl, Some(Duration::from_hours(24)));
         assert_eq!(token.usages, ["signing", "authentication"]);
         assert_eq!(token.groups, [DEFAULT_TOKEN_GROUP]);
-        assert_eq!(
-            token.description.as_deref(),
-            Some(DEFAULT_TOKEN_DESCRIPTION)
-        );
+        assert_eq!(token.description, None, "kubeadm's defaulting sets none");
 
         assert_eq!(cluster.kubernetes_version.as_deref(), Some("v1.35.4"));
         assert_eq!(

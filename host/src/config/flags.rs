@@ -202,26 +202,25 @@ pub(super) fn apply_all_flags(
     if let Some(gates) = &flags.feature_gates {
         cluster.feature_gates.extend(parse_feature_gates(gates)?);
     }
-    if flags.token.is_some() || flags.token_ttl.is_some() {
-        let ttl = flags
-            .token_ttl
-            .as_deref()
-            .map(|text| {
-                text.parse::<Duration>().map_err(|err| ConfigError::Flag {
-                    flag: "token-ttl",
-                    value: text.to_owned(),
-                    reason: err.to_string(),
-                })
+    // kubeadm's BootstrapTokenOptions.ApplyTo: without --config, init's only token is the one
+    // its flags describe (--token, --token-ttl and the default description), always.
+    let ttl = flags
+        .token_ttl
+        .as_deref()
+        .map(|text| {
+            text.parse::<Duration>().map_err(|err| ConfigError::Flag {
+                flag: "token-ttl",
+                value: text.to_owned(),
+                reason: err.to_string(),
             })
-            .transpose()?;
-        // Like kubeadm's flags, these describe the single default token.
-        init.bootstrap_tokens = vec![BootstrapToken {
-            token: flags.token.clone(),
-            ttl,
-            description: Some(DEFAULT_TOKEN_DESCRIPTION.into()),
-            ..Default::default()
-        }];
-    }
+        })
+        .transpose()?;
+    init.bootstrap_tokens = vec![BootstrapToken {
+        token: flags.token.clone(),
+        ttl,
+        description: Some(DEFAULT_TOKEN_DESCRIPTION.into()),
+        ..Default::default()
+    }];
     Ok(())
 }
 
