@@ -17,6 +17,8 @@ use crate::{
 
 const PKI: &str = "pki";
 const CERT_MODE: u32 = 0o644;
+/// sa.pub's mode: kubeadm writes public keys as keys (client-go's keyutil.WriteKey, 0600).
+const PUBLIC_KEY_MODE: u32 = 0o600;
 
 struct Component;
 
@@ -263,7 +265,7 @@ fn execute(
 }
 
 fn write_public_key(key: &PrivateKey) -> Result<(), PhaseError> {
-    kubeforge_sdk::write_text(PKI, "sa.pub", &key.public_key_pem()?, CERT_MODE)
+    kubeforge_sdk::write_text(PKI, "sa.pub", &key.public_key_pem()?, PUBLIC_KEY_MODE)
 }
 
 /// The message of a host error, for wrapping into a sentence.
