@@ -4,17 +4,20 @@
 //! (`/var/lib/kubelet/config.yaml`), then (re)start it.
 //!
 //! As kubeadm v1.35 does (`cmd/kubeadm/app/cmd/phases/init/kubelet.go`,
-//! `phases/kubelet/flags.go` and `config.go`), with one difference: kubeadm passes
-//! `--hostname-override` only when the node name differs from the machine's hostname, which a
-//! phase cannot read. This phase always passes the node name; the kubelet then registers under
-//! the same name it would pick by itself (its default is the same lower-cased hostname the
-//! node name defaults to), so only the flags file reads differently when the two agree.
+//! `phases/kubelet/flags.go` and `config.go`). kubeadm passes `--hostname-override` only when
+//! the node name differs from the machine's hostname; the host gives every phase that hostname
+//! as the output [`HOSTNAME_OUTPUT`] (a host that does not is answered by always passing it:
+//! the kubelet then registers under the name it would pick by itself).
 
 use kubeforge_api::EffectiveConfig;
 use kubeforge_api::v1beta4::Arg;
 use kubeforge_sdk::kubelet::{self, SYSTEMD_RESOLV_CONF, go_quote};
 use kubeforge_sdk::staticpod::{arg_value, arguments_to_command};
 use serde_json::{Value, json};
+
+/// The phase-context output holding the machine's hostname as kubeadm reads it
+/// (`nodeutil.GetHostname`: trimmed and lower-cased).
+pub const HOSTNAME_OUTPUT: &str = "hostname";
 
 /// kubeadm's `KubeletEnvFileVariableName`.
 pub const FLAGS_VARIABLE: &str = "KUBELET_KUBEADM_ARGS";
@@ -37,8 +40,8 @@ fn cri_socket(config: &EffectiveConfig) -> &str {
 /// The kubelet's flags as kubeadm's `WriteKubeletDynamicEnvFile` builds them for `init`:
 /// kubeadm's (sorted by name) minus those `kubeletExtraArgs` sets, then `kubeletExtraArgs` in
 /// the user's order. `init` never passes `--register-with-taints`: mark-control-plane taints
-/// the node.
-pub fn kubelet_flags(config: &EffectiveConfig) -> Vec<String> {
+/// the node. `hostname` is the machine's ([`HOSTNAME_OUTPUT`]; none: unknown).
+pub fn kubelet_flags(config: &EffectiveConfig, hostname: Option<&str>) -> Vec<String> {
     let extra_args = &config.init.node_registration.kubelet_extra_args;
     let mut flags = Vec::new();
     let socket = cri_socket(config);
@@ -46,9 +49,9 @@ pub fn kubelet_flags(config: &EffectiveConfig) -> Vec<String> {
         flags.push(arg("container-runtime-endpoint", socket));
     }
     // kubeadm's GetNodeNameAndHostname: the last `hostname-override` extra argument, else the
-    // node name. Passed whether or not it equals the hostname (see the crate's documentation).
+    // node name; passed when it is not the hostname.
     let node_name = arg_value(extra_args, "hostname-override").unwrap_or(config.node_name());
-    if !node_name.is_empty() {
+    if !node_name.is_empty() && hostname != Some(node_name) {
         flags.push(arg("hostname-override", node_name));
     }
     arguments_to_command(flags, extra_args)
@@ -62,10 +65,10 @@ fn arg(name: &str, value: &str) -> Arg {
 }
 
 /// `/var/lib/kubelet/kubeadm-flags.env`: `KUBELET_KUBEADM_ARGS="<flags>"`, quoted as Go's `%q`.
-pub fn flags_file(config: &EffectiveConfig) -> String {
+pub fn flags_file(config: &EffectiveConfig, hostname: Option<&str>) -> String {
     format!(
         "{FLAGS_VARIABLE}={}\n",
-        go_quote(&kubelet_flags(config).join(" "))
+        go_quote(&kubelet_flags(config, hostname).join(" "))
     )
 }
 
@@ -156,10 +159,15 @@ mod component {
             info(format!(
                 "[kubelet-start] Writing kubelet environment file with flags to file \"{KUBELET_DIR}/{FLAGS_FILE}\""
             ));
+            let hostname = context
+                .outputs
+                .iter()
+                .find(|(name, _)| name == crate::HOSTNAME_OUTPUT)
+                .map(|(_, value)| value.as_str());
             write_text(
                 KUBELET_ROOT,
                 FLAGS_FILE,
-                &crate::flags_file(&config),
+                &crate::flags_file(&config, hostname),
                 FILE_MODE,
             )?;
 

@@ -24,10 +24,20 @@ fn args(pairs: &[(&str, &str)]) -> Vec<Arg> {
 }
 
 #[test]
-fn flags_file_names_the_node_and_nothing_else_by_default() {
+fn flags_file_names_the_node_only_when_it_is_not_the_hostname() {
     assert_eq!(
-        flags_file(&config()),
+        flags_file(&config(), Some("node1")),
+        "KUBELET_KUBEADM_ARGS=\"\"\n",
+        "kubeadm leaves the kubelet to pick the hostname"
+    );
+    assert_eq!(
+        flags_file(&config(), Some("other-machine")),
         "KUBELET_KUBEADM_ARGS=\"--hostname-override=node1\"\n"
+    );
+    assert_eq!(
+        flags_file(&config(), None),
+        "KUBELET_KUBEADM_ARGS=\"--hostname-override=node1\"\n",
+        "a hostname the host did not give is not assumed"
     );
 }
 
@@ -40,7 +50,7 @@ fn kubelet_extra_args_follow_kubeadm_s_flags_in_the_user_s_order() {
         ("cgroup-root", "/kube"),
     ]);
     assert_eq!(
-        flags_file(&config),
+        flags_file(&config, None),
         "KUBELET_KUBEADM_ARGS=\"--hostname-override=node1 --v=4 --node-labels=zone=a,rack=\\\"r1\\\" --cgroup-root=/kube\"\n"
     );
 }
@@ -51,7 +61,7 @@ fn a_hostname_override_extra_arg_replaces_kubeadm_s() {
     config.init.node_registration.kubelet_extra_args =
         args(&[("hostname-override", "cp-1.example.com"), ("v", "2")]);
     assert_eq!(
-        kubelet_flags(&config),
+        kubelet_flags(&config, Some("node1")),
         ["--hostname-override=cp-1.example.com", "--v=2"]
     );
 }
@@ -65,7 +75,7 @@ fn without_node_local_cri_socket_the_socket_is_a_flag_and_there_is_no_instance_c
         .insert("NodeLocalCRISocket".into(), false);
     assert!(!node_local_cri_socket(&config));
     assert_eq!(
-        kubelet_flags(&config),
+        kubelet_flags(&config, None),
         [
             format!("--container-runtime-endpoint={CONTAINERD}"),
             "--hostname-override=node1".into(),

@@ -50,6 +50,13 @@ pub(super) trait Machine {
     fn default_route_ipv4(&self) -> Result<Ipv4Addr, String>;
 }
 
+/// This machine's hostname as kubeadm's `nodeutil.GetHostname("")` reads it: trimmed and
+/// lower-cased; none if it cannot be read.
+pub fn machine_hostname() -> Option<String> {
+    let name = LocalMachine.hostname().ok()?.trim().to_lowercase();
+    (!name.is_empty()).then_some(name)
+}
+
 /// The machine this process runs on, read through /proc without libc.
 pub(super) struct LocalMachine;
 

@@ -92,6 +92,9 @@ impl Profile {
 
 /// The output that carries the certificate key to the phases after upload-certs.
 pub const CERTIFICATE_KEY_OUTPUT: &str = "certificate-key";
+/// The output every phase starts with: the machine's hostname as kubeadm reads it (kubelet-start
+/// passes `--hostname-override` only when the node name differs from it).
+pub const HOSTNAME_OUTPUT: &str = "hostname";
 
 /// Where a run reads and writes, and how.
 pub struct RunOptions {
@@ -185,7 +188,10 @@ impl Runner {
             runtime,
             host,
             config,
-            outputs: Vec::new(),
+            outputs: crate::config::defaults::machine_hostname()
+                .map(|hostname| (HOSTNAME_OUTPUT.to_string(), hostname))
+                .into_iter()
+                .collect(),
             slots,
             lock: options.profile.lock,
             upload_certs: options.upload_certs,
