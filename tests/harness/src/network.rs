@@ -75,6 +75,7 @@ pub fn create_lab(index: u8, lab: i32) -> Result<()> {
     let host = host_link(index);
     let host_cidr = format!("{}/24", host_address(index));
     let gateway_cidr = format!("{}/24", gateway(index));
+    let lab_pid = lab.to_string();
     let lab = Some(lab);
     ip(lab, &["link", "set", "lo", "up"])?;
     ip(lab, &["link", "add", "br0", "type", "bridge"])?;
@@ -94,7 +95,7 @@ pub fn create_lab(index: u8, lab: i32) -> Result<()> {
             "name",
             "host",
             "netns",
-            &lab.unwrap().to_string(),
+            &lab_pid,
         ],
     )?;
     ip(lab, &["link", "set", "host", "master", "br0", "up"])?;
