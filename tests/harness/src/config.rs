@@ -106,3 +106,18 @@ pub fn cni_conflist(ordinal: u8) -> String {
 pub fn kubelet_defaults(cgroup: &str) -> String {
     format!("KUBELET_EXTRA_ARGS=\"--cgroup-root=/{cgroup}\"\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_carries_the_cluster_settings() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/init.yaml");
+        let example = std::fs::read_to_string(path).expect("examples/init.yaml");
+        assert!(
+            example.ends_with(CLUSTER_SETTINGS),
+            "{path} must end with CLUSTER_SETTINGS (tests/harness/src/config.rs), as `make cluster` needs them"
+        );
+    }
+}
