@@ -99,7 +99,8 @@ pub fn node_spec(cluster: &str, role: Role, i: usize) -> NodeSpec {
 /// cluster); one found by name is left alone.
 pub struct Cluster {
     record: ClusterRecord,
-    bin_dir: PathBuf,
+    /// Resolved when first needed: finding a node or running a command in it does not.
+    bin_dir: Option<PathBuf>,
     kubeforge: Option<PathBuf>,
     delete_on_drop: bool,
 }
@@ -148,7 +149,7 @@ impl Cluster {
         record.save()?;
         let mut cluster = Cluster {
             record,
-            bin_dir,
+            bin_dir: Some(bin_dir),
             kubeforge: spec.kubeforge.clone(),
             delete_on_drop: spec.owner == Some(ProcessId::current()),
         };
@@ -183,7 +184,7 @@ impl Cluster {
         }
         Ok(Cluster {
             record,
-            bin_dir: testenv_bin_dir()?,
+            bin_dir: None,
             kubeforge: None,
             delete_on_drop: false,
         })
@@ -198,8 +199,12 @@ impl Cluster {
         &self.record
     }
 
-    pub fn bin_dir(&self) -> &Path {
-        &self.bin_dir
+    /// The test env's bin dir.
+    pub fn bin_dir(&self) -> Result<PathBuf> {
+        match &self.bin_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => testenv_bin_dir(),
+        }
     }
 
     /// The cluster's gateway on its bridge (where a load balancer listens).
@@ -257,7 +262,7 @@ impl Cluster {
     /// Runs the test env's kubectl on the host with [`Cluster::kubeconfig`]; returns its stdout.
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
         let kubeconfig = self.kubeconfig()?;
-        let output = Command::new(self.bin_dir.join("kubectl"))
+        let output = Command::new(self.bin_dir()?.join("kubectl"))
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(args)
@@ -423,9 +428,10 @@ impl Cluster {
     /// which answers to that name) and `kubeforge` when given.
     fn link_binaries(&self, exe: &Path, bin: &Path) -> Result<()> {
         std::fs::create_dir_all(bin).with_context(|| format!("creating {}", bin.display()))?;
+        let bin_dir = self.bin_dir()?;
         let mut links: Vec<(String, PathBuf)> = NODE_BINARIES
             .iter()
-            .map(|b| (b.to_string(), self.bin_dir.join(b)))
+            .map(|b| (b.to_string(), bin_dir.join(b)))
             .collect();
         links.push(("systemctl".to_string(), exe.to_path_buf()));
         if let Some(kubeforge) = &self.kubeforge {
@@ -446,7 +452,7 @@ impl Cluster {
 
     /// The files a machine prepared for kubeadm has before `kubeadm init` or `join`.
     fn prepare(&self, node: &Node, cgroup: &str) -> Result<()> {
-        let pause = image_names(&self.bin_dir)?
+        let pause = image_names(&self.bin_dir()?)?
             .into_iter()
             .find(|i| i.starts_with("registry.k8s.io/pause:"))
             .context("the test env's images have no pause image")?;
@@ -472,7 +478,8 @@ impl Cluster {
     /// `ctr images import` of the test env's images into the node's containerd (namespace
     /// k8s.io, where the CRI looks), each pinned so the kubelet's image GC never removes it.
     fn import_images(&self, node: &Node) -> Result<()> {
-        let tar = images_tar(&self.bin_dir);
+        let bin_dir = self.bin_dir()?;
+        let tar = images_tar(&bin_dir);
         let tar = std::fs::canonicalize(&tar).with_context(|| format!("{}", tar.display()))?;
         node.run(&[
             "ctr".as_ref(),
@@ -482,7 +489,7 @@ impl Cluster {
             tar.as_os_str(),
         ])
         .with_context(|| format!("importing images into node {}", node.name))?;
-        for image in image_names(&self.bin_dir)? {
+        for image in image_names(&bin_dir)? {
             node.run(&[
                 "ctr",
                 "--namespace=k8s.io",

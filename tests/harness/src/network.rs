@@ -86,16 +86,7 @@ pub fn create_lab(index: u8, lab: i32) -> Result<()> {
     ip(
         None,
         &[
-            "link",
-            "add",
-            &host,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "host",
-            "netns",
-            &lab_pid,
+            "link", "add", &host, "type", "veth", "peer", "name", "host", "netns", &lab_pid,
         ],
     )?;
     ip(lab, &["link", "set", "host", "master", "br0", "up"])?;

@@ -424,13 +424,17 @@ impl Supervisor {
     fn start(&self, unit: &str) -> (i32, String) {
         let mut units = self.lock();
         let state = units.get_mut(unit).unwrap();
+        if state.pid.is_some() {
+            return (0, String::new());
+        }
         state.wanted = true;
         state.restart_at = None;
+        let starts = state.starts;
         self.changed.notify_all();
-        // Type=simple: started once the process runs; a start that fails is systemd's
+        // Type=simple: started once the process is spawned; a start that fails is systemd's
         // "activating (auto-restart)" and still exit 0.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while units[unit].pid.is_none() && units[unit].starts == 0 && Instant::now() < deadline {
+        while units[unit].starts == starts && Instant::now() < deadline {
             units = self
                 .changed
                 .wait_timeout(units, Duration::from_millis(50))
