@@ -12,11 +12,11 @@
 //! settings the kubelet changed.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use kubeforge_testenv::cluster::{self, leftovers};
-use kubeforge_testenv::{CLUSTER_SETTINGS, Cluster, ClusterSpec, Node};
+use kubeforge_testenv::{CLUSTER_SETTINGS, Cluster, ClusterSpec, Node, eventually};
 
 const CLUSTER: &str = "real-node";
 
@@ -35,29 +35,6 @@ networking:
   podSubnet: 10.244.0.0/16
 {scheduler}{CLUSTER_SETTINGS}"
     )
-}
-
-fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    loop {
-        match probe() {
-            Ok(Some(found)) => return Ok(found),
-            Ok(None) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() > deadline {
-            return Err(match last {
-                Some(e) => e.context(format!("{what}: not within {timeout:?}")),
-                None => anyhow::anyhow!("{what}: not within {timeout:?}"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 const KERNEL_SETTINGS: [&str; 4] = [
@@ -393,13 +370,6 @@ fn check_static_pod_restart(cluster: &Cluster, cp: &Node, dir: &Path) -> Result<
     Ok(())
 }
 
-fn main_pid(node: &Node, unit: &str) -> Result<Option<String>> {
-    let (_, status) = node.systemctl(&["status", unit])?;
-    Ok(status
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Main PID: ").map(str::to_string)))
-}
-
 fn node_ready(cluster: &Cluster, node: &Node) -> Result<bool> {
     let status = cluster.kubectl(&[
         "get",
@@ -413,13 +383,14 @@ fn node_ready(cluster: &Cluster, node: &Node) -> Result<bool> {
 
 fn check_recovery(cluster: &Cluster, worker: &Node) -> Result<()> {
     for unit in ["kubelet", "containerd"] {
-        let before =
-            main_pid(worker, unit)?.with_context(|| format!("{unit} runs on the worker"))?;
+        let before = worker
+            .main_pid(unit)?
+            .with_context(|| format!("{unit} runs on the worker"))?;
         worker.systemctl(&["kill", "--signal=KILL", unit])?;
         eventually(
             &format!("the supervisor restarts a killed {unit}"),
             Duration::from_secs(30),
-            || Ok(main_pid(worker, unit)?.filter(|pid| *pid != before)),
+            || Ok(worker.main_pid(unit)?.filter(|pid| *pid != before)),
         )?;
     }
     eventually(

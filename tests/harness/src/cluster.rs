@@ -287,21 +287,20 @@ impl Cluster {
     pub fn wait_ready(&self, timeout: Duration) -> Result<Duration> {
         let started = Instant::now();
         let mut waiting_for = Vec::new();
-        while started.elapsed() < timeout {
-            waiting_for = match self.not_ready() {
-                Ok(list) if list.is_empty() => return Ok(started.elapsed()),
-                Ok(list) => list,
-                Err(e) => vec![format!("{e:#}")],
-            };
-            std::thread::sleep(Duration::from_millis(500));
+        let ready = crate::eventually("", timeout, || {
+            waiting_for = self.not_ready().unwrap_or_else(|e| vec![format!("{e:#}")]);
+            Ok(waiting_for.is_empty().then_some(()))
+        });
+        if ready.is_err() {
+            let diagnostics: Vec<String> = self.nodes().iter().map(Node::diagnostics).collect();
+            bail!(
+                "cluster {} not ready within {timeout:?}; waiting for: {}\n{}",
+                self.record.name,
+                waiting_for.join("; "),
+                diagnostics.join("\n")
+            );
         }
-        let diagnostics: Vec<String> = self.nodes().iter().map(Node::diagnostics).collect();
-        bail!(
-            "cluster {} not ready within {timeout:?}; waiting for: {}\n{}",
-            self.record.name,
-            waiting_for.join("; "),
-            diagnostics.join("\n")
-        )
+        Ok(started.elapsed())
     }
 
     /// What [`Cluster::wait_ready`] still waits for.

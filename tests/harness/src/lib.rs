@@ -35,6 +35,7 @@ pub mod state;
 pub mod supervisor;
 mod sysctls;
 pub mod systemctl;
+mod wait;
 
 pub use binaries::{
     BIN_ENV, COMPONENTS, EXE_ENV, build_script, image_names, images_tar, testenv_bin_dir,
@@ -44,3 +45,4 @@ pub use cluster::{Cluster, ClusterSpec, NodeSpec, node_spec};
 pub use config::CLUSTER_SETTINGS;
 pub use kubeadm::kubeadm_init_phases;
 pub use node::{Node, Role};
+pub use wait::eventually;

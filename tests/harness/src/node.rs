@@ -169,6 +169,16 @@ impl Node {
         }
     }
 
+    /// The unit's main process as `systemctl status` shows it, while it runs.
+    pub fn main_pid(&self, unit: &str) -> Result<Option<u32>> {
+        let (_, status) = self.systemctl(&["status", unit])?;
+        Ok(status
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Main PID: "))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|pid| pid.parse().ok()))
+    }
+
     /// Whether the unit (`kubelet`, `containerd`) runs.
     pub fn service_active(&self, unit: &str) -> Result<bool> {
         Ok(self.systemctl(&["is-active", unit])?.0 == 0)

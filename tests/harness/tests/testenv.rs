@@ -5,39 +5,12 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use kubeforge_testenv::cluster::{self, leftovers};
 use kubeforge_testenv::state::ProcessId;
-use kubeforge_testenv::{Cluster, ClusterSpec, Node, testenv_bin_dir};
-
-fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl FnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = probe()? {
-            return Ok(found);
-        }
-        if Instant::now() > deadline {
-            bail!("{what}: not within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The main pid `systemctl status` shows, if the unit runs.
-fn main_pid(node: &Node, unit: &str) -> Result<Option<u32>> {
-    let (_, status) = node.systemctl(&["status", unit])?;
-    Ok(status
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Main PID: "))
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|pid| pid.parse().ok()))
-}
+use kubeforge_testenv::{Cluster, ClusterSpec, Node, eventually, testenv_bin_dir};
 
 fn iptables_save() -> String {
     Command::new("iptables-save")
@@ -154,10 +127,10 @@ fn check_nodes(cluster: &Cluster) -> Result<()> {
     );
 
     // A killed containerd is restarted (RestartSec=5) and keeps its images.
-    let before = main_pid(&cp, "containerd")?.context("containerd runs")?;
+    let before = cp.main_pid("containerd")?.context("containerd runs")?;
     cp.systemctl(&["kill", "--signal=KILL", "containerd"])?;
     let after = eventually("containerd restarted", Duration::from_secs(20), || {
-        Ok(main_pid(&cp, "containerd")?.filter(|pid| *pid != before))
+        Ok(cp.main_pid("containerd")?.filter(|pid| *pid != before))
     })?;
     ensure!(after != before);
     eventually("containerd answers", Duration::from_secs(10), || {
@@ -176,7 +149,7 @@ fn check_nodes(cluster: &Cluster) -> Result<()> {
         "a stopped kubelet stays stopped"
     );
     cp.systemctl(&["start", "kubelet"])?;
-    ensure!(cp.systemctl(&["is-active", "kubelet"])?.0 != 0 || main_pid(&cp, "kubelet")?.is_some());
+    ensure!(cp.systemctl(&["is-active", "kubelet"])?.0 != 0 || cp.main_pid("kubelet")?.is_some());
 
     // The nodes reach each other and the host reaches them: a TCP server on the worker.
     let agnhost = testenv_bin_dir()?.join("agnhost");
