@@ -1,75 +1,70 @@
-//! The external-etcd strategy against the real control plane.
+//! The external-etcd strategy against the real control plane, with the external etcd on a
+//! machine of its own.
 //!
 //! With `etcd.external` in the ClusterConfiguration, kubeadm writes no etcd static Pod, generates
 //! no etcd certificates, and points the kube-apiserver at the user's endpoints and files (mounting
-//! their directory). This test proves kubeforge does the same, for real:
+//! their directory). This test proves kubeforge does the same, for real, on a cluster of two
+//! real nodes of the test env (tests/harness): the control plane, and a worker that is never
+//! initialised and serves as the etcd machine.
 //!
 //! 1. an external etcd PKI of its own (a CA that is not kubeforge's etcd-ca, a server certificate
-//!    for 127.0.0.1/localhost, a client certificate for the apiserver) under
-//!    `ROOT/etc/etcd/pki`;
-//! 2. kubeforge's `certs all`, `kubeconfig all`, `etcd local`, `control-plane all` with that config:
-//!    no `etcd.yaml`, no `pki/etcd/`, no `apiserver-etcd-client.*`, the external files untouched,
-//!    `--etcd-servers/cafile/certfile/keyfile` = the external endpoint and files, `/etc/etcd/pki`
-//!    mounted read-only; and the real kubeadm (the oracle, same config, see [`PLACEHOLDER`])
-//!    says the same "External etcd mode" lines, writes the same certificate files and the same
-//!    kube-apiserver command (flag for flag) and etcd volume;
-//! 3. the testenv's real etcd runs as the external cluster with that PKI (client certificate
-//!    authentication on; a client without a certificate is refused), the kubelet stand-in runs
-//!    the control plane, and the API server becomes ready on it;
+//!    for the etcd machine's address, a client certificate for the apiserver), installed as an
+//!    operator would: the CA and the client pair under the control plane's `/etc/etcd/pki`,
+//!    the CA and the server pair under the etcd machine's;
+//! 2. kubeforge's `certs all`, `kubeconfig all`, `etcd local`, `control-plane all` on the
+//!    control plane with that config: no `etcd.yaml`, no `pki/etcd/`, no
+//!    `apiserver-etcd-client.*`, the external files untouched, `--etcd-servers/cafile/certfile/
+//!    keyfile` = the external endpoint and files, `/etc/etcd/pki` mounted read-only; and the
+//!    real kubeadm (the oracle, the same config file) says the same "External etcd mode"
+//!    lines, writes the same certificate files and the same kube-apiserver command (flag for
+//!    flag, nothing normalised) and etcd volume;
+//! 3. the testenv's real etcd runs on the etcd machine with that PKI (client certificate
+//!    authentication on; a client without a certificate is refused), kubelet-start and
+//!    wait-control-plane bring the control plane up under the real kubelet, and the API server
+//!    becomes ready on it;
 //! 4. a ConfigMap created through the API is read back straight from the external etcd
 //!    (`/registry/configmaps/<ns>/<name>` through etcd's JSON gateway, with the client
 //!    certificate);
 //! 5. the API server reports etcd unhealthy while the external etcd is down, and recovers with
 //!    the ConfigMap intact once it is back.
 //!
-//! Needs the testenv binaries (a missing toolchain fails the test with the build command) and root
-//! (`kubeadm --rootfs` chroots). Holds `ControlPlaneLock` throughout: 6443, 2379 … are fixed.
+//! Needs root and the testenv binaries (a missing one fails the test with the build command).
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{Manifest, NODE_PHASES, phase, snapshot, walk};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kubeforge_testenv::manifest::HttpProbe;
-use kubeforge_testenv::{
-    ControlPlaneLock, Options, RestartPolicy, StandIn, busy_control_plane_ports,
-    kubeadm_init_phases, probe, testenv_bin_dir,
-};
+use common::{Manifest, RealCluster, poll_until, snapshot, walk};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use kubeforge_testenv::{Node, kubeadm_init_phases, testenv_bin_dir};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-const NODE_NAME: &str = "kf-external-etcd";
-/// The external etcd's client URL, as the config lists it.
-const ETCD_ENDPOINT: &str = "https://127.0.0.1:2379";
-/// The external etcd PKI, as a node path.
+/// The cluster: its control plane, and its worker as the etcd machine.
+const CLUSTER: &str = "external-etcd";
+/// The external etcd PKI, as a node path on both machines.
 const EXTERNAL_PKI: &str = "/etc/etcd/pki";
-/// kubeadm never keeps a loopback advertise address (inside `--rootfs` it fails), so the oracle
-/// gets the same config with this TEST-NET-3 address; in kubeadm's manifest it is rewritten to
-/// 127.0.0.1 before comparing — the only normalisation (as in the harness's kubeforge_node test).
-const PLACEHOLDER: &str = "203.0.113.77";
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn kubeadm_config(advertise: &str) -> String {
+fn kubeadm_config(node: &Node, endpoint: &str) -> String {
     format!(
         "apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 localAPIEndpoint:
-  advertiseAddress: {advertise}
+  advertiseAddress: {}
   bindPort: 6443
 nodeRegistration:
-  name: {NODE_NAME}
+  name: {}
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
@@ -77,22 +72,24 @@ kubernetesVersion: v1.35.4
 clusterName: kubeforge-external-etcd
 networking:
   serviceSubnet: 10.96.0.0/16
+  podSubnet: 10.244.0.0/16
 etcd:
   external:
-    endpoints: [\"{ETCD_ENDPOINT}\"]
+    endpoints: [\"{endpoint}\"]
     caFile: {EXTERNAL_PKI}/ca.crt
     certFile: {EXTERNAL_PKI}/apiserver-etcd-client.crt
     keyFile: {EXTERNAL_PKI}/apiserver-etcd-client.key
-"
+",
+        node.address, node.name
     )
 }
 
 // ---------------------------------------------------------------------------------------------
 // The external etcd's PKI
 
-/// Writes a CA (`external-etcd-ca`), etcd's server certificate (127.0.0.1, localhost) and the
-/// apiserver's client certificate into `dir`.
-fn write_external_pki(dir: &Path) -> Result<()> {
+/// Writes a CA (`external-etcd-ca`), the etcd machine's server certificate (its address and
+/// name, loopback, localhost) and the apiserver's client certificate into `dir`.
+fn write_external_pki(dir: &Path, etcd_host: &Node) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -131,7 +128,13 @@ fn write_external_pki(dir: &Path) -> Result<()> {
         std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
         Ok(())
     };
-    leaf("server", "external-etcd", &["127.0.0.1", "localhost"], true)?;
+    let address = etcd_host.address.to_string();
+    leaf(
+        "server",
+        "external-etcd",
+        &[&address, &etcd_host.name, "127.0.0.1", "localhost"],
+        true,
+    )?;
     leaf(
         "apiserver-etcd-client",
         "kube-apiserver-etcd-client",
@@ -140,17 +143,33 @@ fn write_external_pki(dir: &Path) -> Result<()> {
     )
 }
 
+/// Copies `files` of the PKI in `dir` to `node`'s [`EXTERNAL_PKI`], keeping their modes.
+fn install(dir: &Path, node: &Node, files: &[&str]) -> Result<()> {
+    for file in files {
+        let from = dir.join(file);
+        let to = Path::new(EXTERNAL_PKI).join(file);
+        node.write(&to, std::fs::read(&from)?)?;
+        let mode = std::fs::metadata(&from)?.permissions().mode();
+        std::fs::set_permissions(node.path(&to), std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // The external etcd process
 
-/// The testenv's real etcd, serving [`ETCD_ENDPOINT`] with the external PKI and client
-/// certificate authentication. It runs under a small `sh` wrapper whose stdin is a pipe from this
-/// process: closing it (stop, drop — also on panic — or this process dying in any way) makes the
-/// wrapper SIGTERM etcd, so no etcd outlives the test. The wrapper exits with etcd's status, so an
-/// etcd that dies on its own is noticed.
+/// The testenv's real etcd on the etcd machine, serving `https://<its address>:2379` with the
+/// external PKI and client certificate authentication. It runs inside the node under a small
+/// `sh` wrapper whose stdin is a pipe from this process: closing it (stop, drop — also on
+/// panic — or this process dying in any way) makes the wrapper SIGTERM etcd, so no etcd
+/// outlives the test (and deleting the cluster ends everything in the node anyway). The
+/// wrapper exits with etcd's status, so an etcd that dies on its own is noticed.
 struct ExternalEtcd {
+    node: Node,
     program: PathBuf,
     args: Vec<String>,
+    /// The PKI on the host, to talk to etcd with.
+    pki: PathBuf,
     log: PathBuf,
     running: Option<(Child, ChildStdin)>,
 }
@@ -167,13 +186,15 @@ kill "$watcher" 2>/dev/null
 exit "$code""#;
 
 impl ExternalEtcd {
-    fn new(bin: &Path, pki: &Path, data_dir: &Path, log: &Path) -> Self {
-        let file = |name: &str| pki.join(name).display().to_string();
+    fn new(node: &Node, bin: &Path, pki: &Path, log: &Path) -> Self {
+        let file = |name: &str| format!("{EXTERNAL_PKI}/{name}");
+        let client = format!("https://{}:2379", node.address);
         let args = [
             "--name=external-etcd".to_string(),
-            format!("--data-dir={}", data_dir.display()),
-            format!("--listen-client-urls={ETCD_ENDPOINT}"),
-            format!("--advertise-client-urls={ETCD_ENDPOINT}"),
+            // The etcd machine's own /var/lib.
+            "--data-dir=/var/lib/etcd".into(),
+            format!("--listen-client-urls={client},https://127.0.0.1:2379"),
+            format!("--advertise-client-urls={client}"),
             "--listen-peer-urls=http://127.0.0.1:2380".into(),
             "--initial-advertise-peer-urls=http://127.0.0.1:2380".into(),
             "--initial-cluster=external-etcd=http://127.0.0.1:2380".into(),
@@ -184,8 +205,10 @@ impl ExternalEtcd {
             format!("--key-file={}", file("server.key")),
         ];
         ExternalEtcd {
+            node: node.clone(),
             program: bin.join("etcd"),
             args: args.to_vec(),
+            pki: pki.to_path_buf(),
             log: log.to_path_buf(),
             running: None,
         }
@@ -193,30 +216,39 @@ impl ExternalEtcd {
 
     fn start(&mut self) -> Result<()> {
         ensure!(self.running.is_none(), "the external etcd already runs");
+        ensure!(
+            self.program.is_file(),
+            "{} is missing; `tests/testenv/build.sh` builds it",
+            self.program.display()
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
-        let mut child = Command::new("sh")
-            .args(["-c", WRAPPER, "external-etcd"])
-            .arg(&self.program)
-            .args(&self.args)
+        let program = self.program.display().to_string();
+        let argv: Vec<&str> = ["sh", "-c", WRAPPER, "external-etcd", &program]
+            .into_iter()
+            .chain(self.args.iter().map(String::as_str))
+            .collect();
+        let mut child = self
+            .node
+            .command(&argv)
             .stdin(Stdio::piped())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
-            .with_context(|| format!("starting {}", self.program.display()))?;
+            .with_context(|| format!("starting {program} on node {}", self.node.name))?;
         let stdin = child.stdin.take().context("the wrapper's stdin")?;
         self.running = Some((child, stdin));
         Ok(())
     }
 
     /// Polls `/health` with the client certificate until etcd says it is healthy.
-    fn wait_healthy(&mut self, pki: &Path, timeout: Duration) -> Result<Duration> {
+    fn wait_healthy(&mut self, timeout: Duration) -> Result<Duration> {
         let begin = Instant::now();
         loop {
-            let last = match etcd_request(pki, true, "GET", "/health", "") {
+            let last = match self.request(true, "GET", "/health", "") {
                 Ok((200, body)) if body.contains("\"health\":\"true\"") => {
                     return Ok(begin.elapsed());
                 }
@@ -270,6 +302,48 @@ impl ExternalEtcd {
             all[all.len().saturating_sub(lines)..].join("\n")
         )
     }
+
+    /// One request to the external etcd from the host, trusting the external CA, with the
+    /// apiserver's client certificate when `client_cert`.
+    fn request(
+        &self,
+        client_cert: bool,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String)> {
+        let client = client_cert.then(|| {
+            (
+                self.pki.join("apiserver-etcd-client.crt"),
+                self.pki.join("apiserver-etcd-client.key"),
+            )
+        });
+        https_request(
+            IpAddr::V4(self.node.address),
+            2379,
+            &self.pki.join("ca.crt"),
+            client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            method,
+            path,
+            body,
+        )
+    }
+
+    /// The value of `key` in the external etcd (`POST /v3/kv/range` on the JSON gateway), if
+    /// any.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let body = serde_json::json!({ "key": B64.encode(key) }).to_string();
+        let (status, response) = self.request(true, "POST", "/v3/kv/range", &body)?;
+        ensure!(status == 200, "etcd range {key}: {status}: {response}");
+        let response: serde_json::Value = serde_json::from_str(&response)
+            .with_context(|| format!("etcd range {key}: {response}"))?;
+        let Some(kv) = response["kvs"].as_array().and_then(|kvs| kvs.first()) else {
+            return Ok(None);
+        };
+        let got = B64.decode(kv["key"].as_str().unwrap_or_default())?;
+        ensure!(got == key.as_bytes(), "etcd range {key} answered {kv}");
+        Ok(Some(B64.decode(kv["value"].as_str().unwrap_or_default())?))
+    }
 }
 
 impl Drop for ExternalEtcd {
@@ -280,38 +354,38 @@ impl Drop for ExternalEtcd {
     }
 }
 
-/// One HTTP/1.0 request to the external etcd (HTTP/1.0: Go answers without chunked encoding and
-/// closes), trusting the external CA and presenting the apiserver's client certificate when
-/// `client_cert`. Returns the status and the body.
-fn etcd_request(
-    pki: &Path,
-    client_cert: bool,
+/// One HTTP/1.0 request over TLS to `address:port` (HTTP/1.0: Go answers without chunked
+/// encoding and closes), trusting the CA in `ca` and presenting the client certificate and key
+/// `client` when given. Returns the status and the body.
+fn https_request(
+    address: IpAddr,
+    port: u16,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
     method: &str,
     path: &str,
     body: &str,
 ) -> Result<(u16, String)> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(pki.join("ca.crt"))?)?;
+    roots.add(CertificateDer::from_pem_file(ca)?)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    let config = if client_cert {
-        let chain = CertificateDer::pem_file_iter(pki.join("apiserver-etcd-client.crt"))?
-            .collect::<Result<Vec<_>, _>>()?;
-        let key = PrivateKeyDer::from_pem_file(pki.join("apiserver-etcd-client.key"))?;
-        builder.with_client_auth_cert(chain, key)?
-    } else {
-        builder.with_no_client_auth()
+    let config = match client {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key)?)?
+        }
+        None => builder.with_no_client_auth(),
     };
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1")?)?;
-    let mut sock = TcpStream::connect(("127.0.0.1", 2379))?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), ServerName::from(address))?;
+    let mut sock = TcpStream::connect_timeout(&(address, port).into(), Duration::from_secs(5))?;
     sock.set_read_timeout(Some(Duration::from_secs(15)))?;
     sock.set_write_timeout(Some(Duration::from_secs(15)))?;
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
     let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:2379\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {address}:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     tls.write_all(request.as_bytes())?;
@@ -341,21 +415,6 @@ fn etcd_request(
     Ok((status, body.to_string()))
 }
 
-/// The value of `key` in the external etcd (`POST /v3/kv/range` on the JSON gateway), if any.
-fn etcd_get(pki: &Path, key: &str) -> Result<Option<Vec<u8>>> {
-    let body = serde_json::json!({ "key": B64.encode(key) }).to_string();
-    let (status, response) = etcd_request(pki, true, "POST", "/v3/kv/range", &body)?;
-    ensure!(status == 200, "etcd range {key}: {status}: {response}");
-    let response: serde_json::Value =
-        serde_json::from_str(&response).with_context(|| format!("etcd range {key}: {response}"))?;
-    let Some(kv) = response["kvs"].as_array().and_then(|kvs| kvs.first()) else {
-        return Ok(None);
-    };
-    let got = B64.decode(kv["key"].as_str().unwrap_or_default())?;
-    ensure!(got == key.as_bytes(), "etcd range {key} answered {kv}");
-    Ok(Some(B64.decode(kv["value"].as_str().unwrap_or_default())?))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The kube-apiserver manifest
 
@@ -379,7 +438,7 @@ fn etcd_volumes(manifest: &Manifest) -> EtcdVolumes {
     )
 }
 
-/// The files the node phases wrote under ROOT/etc/kubernetes/pki, relative.
+/// The files under ROOT/etc/kubernetes/pki, relative.
 fn pki_files(root: &Path) -> Vec<String> {
     let pki = root.join("etc/kubernetes/pki");
     let mut files: Vec<String> = walk(&pki)
@@ -390,9 +449,16 @@ fn pki_files(root: &Path) -> Vec<String> {
     files
 }
 
-/// What kubeforge wrote for the external etcd, checked on the files, and against the real
-/// kubeadm's for the same config.
-fn check_node(root: &Path, bin: &Path, outputs: &str, scratch: &Path) -> Result<()> {
+/// What kubeforge wrote for the external etcd on the control plane, checked on the files, and
+/// against the real kubeadm's for the same config file.
+fn check_node(
+    cp: &RealCluster,
+    bin: &Path,
+    config: &Path,
+    endpoint: &str,
+    outputs: &str,
+) -> Result<()> {
+    let root = cp.root();
     let k8s = root.join("etc/kubernetes");
     let manifests = k8s.join("manifests");
     ensure!(
@@ -412,7 +478,7 @@ fn check_node(root: &Path, bin: &Path, outputs: &str, scratch: &Path) -> Result<
             ],
         "manifests: {written:?}"
     );
-    let ours_pki = pki_files(root);
+    let ours_pki = pki_files(&root);
     let etcd_files: Vec<&String> = ours_pki
         .iter()
         .filter(|f| f.starts_with("etcd") || f.starts_with("apiserver-etcd-client"))
@@ -439,7 +505,7 @@ fn check_node(root: &Path, bin: &Path, outputs: &str, scratch: &Path) -> Result<
             "etcd-keyfile",
             format!("{EXTERNAL_PKI}/apiserver-etcd-client.key"),
         ),
-        ("etcd-servers", ETCD_ENDPOINT.to_string()),
+        ("etcd-servers", endpoint.to_string()),
     ]
     .into_iter()
     .map(|(n, v)| (n.to_string(), v))
@@ -462,13 +528,13 @@ fn check_node(root: &Path, bin: &Path, outputs: &str, scratch: &Path) -> Result<
         "kube-apiserver etcd volumes and mounts: {volumes:#?}\nexpected {want:#?}"
     );
 
-    // The oracle: the real kubeadm with the same config (advertise PLACEHOLDER).
-    let theirs = scratch.join("kubeadm");
-    let oracle_config = kubeadm_config(PLACEHOLDER);
+    // The oracle: the real kubeadm with the same config file, into a root of its own (the
+    // control plane's address is not loopback, so kubeadm takes it as it is).
+    let theirs = cp.dir.path().join("kubeadm");
     let said = kubeadm_init_phases(
         bin,
         &theirs,
-        &oracle_config,
+        &std::fs::read_to_string(config)?,
         // kubeadm logs the etcd phase's "External etcd mode" line at -v=1 only; kubeforge
         // prints it by default.
         &["certs all", "etcd local -v=1", "control-plane apiserver"],
@@ -510,45 +576,11 @@ fn check_node(root: &Path, bin: &Path, outputs: &str, scratch: &Path) -> Result<
         volumes == their_volumes,
         "kube-apiserver etcd volumes: kubeforge {volumes:#?}\nkubeadm {their_volumes:#?}"
     );
-
-    // The container commands, flag for flag: the same config (nothing normalised), and the
-    // loopback node this test boots (PLACEHOLDER -> 127.0.0.1 in kubeadm's).
-    let same_config = scratch.join("kubeforge-placeholder");
-    let same_config_file = scratch.join("kubeforge-placeholder.yaml");
-    std::fs::write(&same_config_file, &oracle_config)?;
-    phase(
-        &same_config,
-        "control-plane",
-        "apiserver",
-        &same_config_file,
-        &[],
-    )
-    .assert_success(&format!(
-        "kubeforge init phase control-plane apiserver (advertise {PLACEHOLDER})"
-    ));
-    let ours_same = Manifest::load(
-        &same_config.join("etc/kubernetes/manifests"),
-        "kube-apiserver",
-    );
-    let their_command = kubeadm_apiserver.command();
+    // The container commands, flag for flag: the same config, nothing normalised.
     same_command(
-        "advertise 203.0.113.77 for both, nothing normalised",
-        &ours_same.command(),
-        &their_command,
-    )?;
-    ensure!(
-        etcd_volumes(&ours_same) == their_volumes,
-        "kube-apiserver etcd volumes (advertise {PLACEHOLDER}): kubeforge {:#?}\nkubeadm {their_volumes:#?}",
-        etcd_volumes(&ours_same)
-    );
-    let normalised: Vec<String> = their_command
-        .iter()
-        .map(|a| a.replace(PLACEHOLDER, "127.0.0.1"))
-        .collect();
-    same_command(
-        "kubeforge's loopback node; 203.0.113.77 -> 127.0.0.1 in kubeadm's",
+        "the same config file",
         &apiserver.command(),
-        &normalised,
+        &kubeadm_apiserver.command(),
     )
 }
 
@@ -569,24 +601,18 @@ fn same_command(what: &str, ours: &[String], theirs: &[String]) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The test
 
-async fn super_admin(root: &Path) -> Result<kube::Client> {
-    let path = root.join("etc/kubernetes/super-admin.conf");
-    let kubeconfig =
-        Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
-/// `GET /readyz?verbose` on the API server (anonymous, like the kubelet's probe).
-fn readyz() -> Result<probe::ProbeResponse> {
-    let readyz = HttpProbe {
-        https: true,
-        host: "127.0.0.1".into(),
-        port: 6443,
-        path: "/readyz?verbose".into(),
-    };
-    probe::http_get(&readyz, Duration::from_secs(5))
+/// `GET /readyz?verbose` on the control plane's API server (anonymous, like the kubelet's
+/// probe), trusting the cluster CA: the status and the body.
+fn readyz(cp: &RealCluster) -> Result<(u16, String)> {
+    https_request(
+        IpAddr::V4(cp.node.address),
+        6443,
+        &cp.node.path("/etc/kubernetes/pki/ca.crt"),
+        None,
+        "GET",
+        "/readyz?verbose",
+        "",
+    )
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, failing after `timeout` with `what` and
@@ -610,153 +636,168 @@ fn eventually<T>(
     }
 }
 
-#[test]
-fn external_etcd_backs_the_control_plane() -> Result<()> {
+#[tokio::test(flavor = "multi_thread")]
+async fn external_etcd_backs_the_control_plane() -> Result<()> {
     let begin = Instant::now();
     let bin = testenv_bin_dir()?;
-    let waited = Instant::now();
-    let _ports = ControlPlaneLock::acquire_timeout(Duration::from_secs(900))?;
-    eprintln!("control-plane lock after {:?}", waited.elapsed());
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().join("root");
-    let pki = root.join(EXTERNAL_PKI.trim_start_matches('/'));
-    write_external_pki(&pki)?;
-    let external_before = snapshot(&pki);
+    let cp = RealCluster::create(CLUSTER, 1)?;
+    let etcd_host = cp.cluster.node(&format!("{CLUSTER}-worker"))?;
+    let endpoint = format!("https://{}:2379", etcd_host.address);
+    eprintln!("cluster {CLUSTER} up after {:?}", begin.elapsed());
 
-    // 1. kubeforge writes the node.
-    let config = dir.path().join("kubeadm.yaml");
-    std::fs::write(&config, kubeadm_config("127.0.0.1"))?;
-    let mut outputs = String::new();
-    for (name, sub) in NODE_PHASES {
-        let output = phase(&root, name, sub, &config, &[]);
-        output.assert_success(&format!("kubeforge init phase {name} {sub}"));
-        outputs.push_str(&output.all());
-    }
-    check_node(&root, &bin, &outputs, dir.path())?;
+    // The external PKI, installed on both machines as an operator would.
+    let pki = cp.dir.path().join("external-pki");
+    write_external_pki(&pki, &etcd_host)?;
+    install(
+        &pki,
+        &cp.node,
+        &[
+            "ca.crt",
+            "apiserver-etcd-client.crt",
+            "apiserver-etcd-client.key",
+        ],
+    )?;
+    install(&pki, &etcd_host, &["ca.crt", "server.crt", "server.key"])?;
+    let external = cp.node.path(EXTERNAL_PKI);
+    let external_before = snapshot(&external);
+
+    // 1. kubeforge writes the control plane's files.
+    let config = cp.write_config("kubeadm.yaml", &kubeadm_config(&cp.node, &endpoint))?;
+    let outputs: String = cp
+        .node_phases(&config)?
+        .iter()
+        .map(common::Output::all)
+        .collect();
+    check_node(&cp, &bin, &config, &endpoint, &outputs)?;
     ensure!(
-        snapshot(&pki) == external_before,
-        "kubeforge changed the external etcd's files under {}",
-        pki.display()
+        snapshot(&external) == external_before,
+        "kubeforge changed the external etcd's files under {EXTERNAL_PKI}"
     );
     eprintln!(
         "kubeforge wrote the node; kubeadm agrees ({:?})",
         begin.elapsed()
     );
 
-    // 2. The external etcd.
-    let busy = busy_control_plane_ports();
-    ensure!(
-        busy.is_empty(),
-        "control-plane ports {busy:?} are in use by something that does not hold the lock"
-    );
+    // 2. The external etcd on its own machine.
     let mut etcd = ExternalEtcd::new(
+        &etcd_host,
         &bin,
         &pki,
-        &dir.path().join("external-etcd/data"),
-        &dir.path().join("external-etcd.log"),
+        &cp.dir.path().join("external-etcd.log"),
     );
     etcd.start()?;
-    let took = etcd.wait_healthy(&pki, TIMEOUT)?;
-    eprintln!("external etcd healthy after {took:?}");
-    match etcd_request(&pki, false, "GET", "/health", "") {
+    let took = etcd.wait_healthy(TIMEOUT)?;
+    eprintln!("external etcd healthy on {} after {took:?}", etcd_host.name);
+    match etcd.request(false, "GET", "/health", "") {
         Ok(answer) => {
             bail!("the external etcd answered a client without a certificate: {answer:?}")
         }
         Err(e) => eprintln!("the external etcd refuses a client without a certificate: {e:#}"),
     }
 
-    // 3. The control plane on it. Declared after `etcd`, so it is dropped (stopped) first.
-    let options = Options {
-        restart: RestartPolicy::Never,
-        ..Options::default()
-    };
-    let stand_in = StandIn::start_with(&root, &bin, options)?;
-    let result = cluster_checks(&stand_in, &mut etcd, &pki).map_err(|e| {
-        let tails: String = ["kube-apiserver", "kube-controller-manager"]
-            .iter()
-            .map(|c| format!("\n--- last lines of {c} ---\n{}", stand_in.log_tail(c, 25)))
-            .collect();
-        e.context(format!("component logs:{tails}\n{}", etcd.log_tail(25)))
-    });
+    // 3. The control plane on it, under the real kubelet.
+    let result = cp
+        .checked(cluster_checks(&cp, &mut etcd, &config, &endpoint))
+        .await
+        .map_err(|e| e.context(etcd.log_tail(25)));
     let stopping = Instant::now();
-    stand_in.stop()?;
     etcd.stop()?;
     eprintln!(
-        "stopped in {:?}; whole test {:?}",
+        "etcd stopped in {:?}; whole test {:?}",
         stopping.elapsed(),
         begin.elapsed()
     );
     result
 }
 
-fn cluster_checks(stand_in: &StandIn, etcd: &mut ExternalEtcd, pki: &Path) -> Result<()> {
-    let took = stand_in.wait_ready("kube-apiserver", TIMEOUT)?;
-    eprintln!("kube-apiserver ready on the external etcd after {took:?}");
-    let components: Vec<String> = stand_in
-        .components()
-        .into_iter()
-        .map(|c| c.component)
-        .collect();
-    ensure!(
-        components
-            == [
-                "kube-apiserver",
-                "kube-controller-manager",
-                "kube-scheduler"
-            ],
-        "the stand-in runs {components:?}"
+async fn cluster_checks(
+    cp: &RealCluster,
+    etcd: &mut ExternalEtcd,
+    config: &Path,
+    endpoint: &str,
+) -> Result<()> {
+    let started = Instant::now();
+    cp.kubelet_phases(config)?;
+    eprintln!(
+        "kube-apiserver ready on the external etcd after {:?}",
+        started.elapsed()
     );
-    // The stand-in maps a path in the arguments only through a hostPath mount: the etcd files
-    // reach the API server through the /etc/etcd/pki volume.
-    let status = stand_in
-        .status("kube-apiserver")
-        .context("the stand-in has no kube-apiserver")?;
+    let (status, body) = readyz(cp)?;
     ensure!(
-        status.unmapped_paths.is_empty(),
-        "kube-apiserver arguments outside any hostPath mount: {:?}",
-        status.unmapped_paths
+        status == 200 && body.contains("[+]etcd ok"),
+        "/readyz?verbose: {status} {body}"
     );
-    for (flag, file) in [
-        ("etcd-cafile", "ca.crt"),
-        ("etcd-certfile", "apiserver-etcd-client.crt"),
-        ("etcd-keyfile", "apiserver-etcd-client.key"),
+    let client = cp.client("super-admin.conf").await?;
+
+    // The kubelet runs the three control-plane static Pods and no etcd; the API server's is
+    // the external etcd's client, with the files mounted from /etc/etcd/pki.
+    let pods = Api::<Pod>::namespaced(client.clone(), "kube-system");
+    let node = cp.node.name.clone();
+    let running = poll_until("the mirror Pods of the control plane", TIMEOUT, || async {
+        let list = pods
+            .list(&ListParams::default().labels("tier=control-plane"))
+            .await?;
+        let mut running: Vec<(String, Pod)> = list
+            .items
+            .into_iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), p))
+            .collect();
+        running.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((running.len() >= 3).then_some(running))
+    })
+    .await?;
+    let names: Vec<&str> = running.iter().map(|(n, _)| n.as_str()).collect();
+    let want: Vec<String> = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ]
+    .iter()
+    .map(|c| format!("{c}-{node}"))
+    .collect();
+    ensure!(
+        names == want,
+        "the kubelet runs {names:?}, not kubeadm's three control-plane Pods"
+    );
+    let apiserver = &running[0].1;
+    let command = apiserver
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.command.clone())
+        .unwrap_or_default();
+    for want in [
+        format!("--etcd-servers={endpoint}"),
+        format!("--etcd-cafile={EXTERNAL_PKI}/ca.crt"),
+        format!("--etcd-certfile={EXTERNAL_PKI}/apiserver-etcd-client.crt"),
+        format!("--etcd-keyfile={EXTERNAL_PKI}/apiserver-etcd-client.key"),
     ] {
-        let want = format!("--{flag}={}", pki.join(file).display());
         ensure!(
-            status.args.contains(&want),
-            "the kube-apiserver runs without {want}: {:?}",
-            status.args
+            command.contains(&want),
+            "the kube-apiserver runs without {want}: {command:?}"
         );
     }
-    let ready = readyz()?;
-    ensure!(
-        ready.success() && ready.body.contains("[+]etcd ok"),
-        "/readyz?verbose: {} {}",
-        ready.status,
-        ready.body
-    );
 
     // 4. A ConfigMap through the API lands in the external etcd.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let nonce = format!(
         "external-etcd-{}",
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos()
     );
     let name = "external-etcd-proof";
-    let client = runtime.block_on(super_admin(stand_in.root()))?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client, "default");
     let config_map: ConfigMap = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name},
         "data": {"nonce": nonce},
     }))?;
-    runtime
-        .block_on(config_maps.create(&PostParams::default(), &config_map))
+    config_maps
+        .create(&PostParams::default(), &config_map)
+        .await
         .context("creating the ConfigMap")?;
     let key = format!("/registry/configmaps/default/{name}");
-    let value =
-        etcd_get(pki, &key)?.with_context(|| format!("{key} is not in the external etcd"))?;
+    let value = etcd
+        .get(&key)?
+        .with_context(|| format!("{key} is not in the external etcd"))?;
     ensure!(
         value.starts_with(b"k8s\0"),
         "{key} is not a Kubernetes protobuf object: {:?}",
@@ -768,40 +809,41 @@ fn cluster_checks(stand_in: &StandIn, etcd: &mut ExternalEtcd, pki: &Path) -> Re
         String::from_utf8_lossy(&value)
     );
     ensure!(
-        etcd_get(pki, "/registry/namespaces/kube-system")?.is_some(),
+        etcd.get("/registry/namespaces/kube-system")?.is_some(),
         "the external etcd has no /registry/namespaces/kube-system"
     );
     eprintln!("{key} read from the external etcd with its client certificate");
 
-    // 5. The API server depends on it: down while etcd is down, back with the data after.
+    // 5. The API server depends on it: not ready while etcd is down, back with the data after.
     etcd.stop()?;
     let (_, took) = eventually(
         "/readyz to report etcd failing while the external etcd is stopped",
         TIMEOUT,
         || {
-            Ok(match readyz() {
-                Ok(r) if !r.success() && r.body.contains("[-]etcd") => Ok(()),
-                Ok(r) => Err(format!("{} {}", r.status, r.body)),
+            Ok(match readyz(cp) {
+                Ok((status, body)) if status != 200 && body.contains("[-]etcd") => Ok(()),
+                Ok((status, body)) => Err(format!("{status} {body}")),
                 Err(e) => Err(format!("{e:#}")),
             })
         },
     )?;
     eprintln!("kube-apiserver reports etcd failing {took:?} after the external etcd stopped");
     etcd.start()?;
-    etcd.wait_healthy(pki, TIMEOUT)?;
+    etcd.wait_healthy(TIMEOUT)?;
     let (_, took) = eventually(
         "/readyz to recover once the external etcd is back",
         TIMEOUT,
         || {
-            Ok(match readyz() {
-                Ok(r) if r.success() => Ok(()),
-                Ok(r) => Err(format!("{} {}", r.status, r.body)),
+            Ok(match readyz(cp) {
+                Ok((200, _)) => Ok(()),
+                Ok((status, body)) => Err(format!("{status} {body}")),
                 Err(e) => Err(format!("{e:#}")),
             })
         },
     )?;
-    let back = runtime
-        .block_on(config_maps.get(name))
+    let back = config_maps
+        .get(name)
+        .await
         .context("reading the ConfigMap after the external etcd restarted")?;
     let data = back.data.unwrap_or_default();
     ensure!(

@@ -2,8 +2,9 @@
 //! swapping CoreDNS for `builtin:kube-dns`, adding a `file:` addon (examples/components'
 //! metrics-server, built here) under only the grant it needs, refusing it with less, refusing a
 //! changed digest, and `kubeforge component lock`. The swaps are proven against the real control
-//! plane (tests/testenv and the kubelet stand-in); the refusals need no cluster, because they
-//! happen before a component runs.
+//! plane, on a real node of the test env (tests/harness) that reads the component from the
+//! test's scratch directory; the refusals need no cluster, because they happen before a
+//! component runs.
 
 mod common;
 
@@ -11,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, ensure};
-use common::{Output, build_components};
+use common::{Output, RealCluster, build_components};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::Api;
-use kubeforge_testenv::testenv_bin_dir;
 use sha2::{Digest, Sha256};
 
 const KUBEADM: &str = "apiVersion: kubeadm.k8s.io/v1beta4
@@ -77,17 +77,39 @@ fn sha256(path: &Path) -> String {
 /// copy's own digest).
 struct Setup {
     dir: tempfile::TempDir,
+    /// The kubeadm documents of the config file.
+    kubeadm: String,
 }
 
 impl Setup {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::with(KUBEADM.to_string())
+    }
+
+    /// The setup for the control-plane node of `cp`: its name and address, the test env's
+    /// cluster settings, and a scratch directory under /tmp, which the node reads.
+    fn on(cp: &RealCluster) -> Self {
+        let kubeadm = KUBEADM
+            .replace("kf-profile-node", &cp.node.name)
+            .replace("127.0.0.1", &cp.node.address.to_string())
+            .replace(
+                "  serviceSubnet: 10.96.0.0/16\n",
+                "  serviceSubnet: 10.96.0.0/16\n  podSubnet: 10.244.0.0/16\n",
+            );
+        Self::with(format!("{kubeadm}{}", kubeforge_testenv::CLUSTER_SETTINGS))
+    }
+
+    fn with(kubeadm: String) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("kubeforge-profiles-")
+            .tempdir_in("/tmp")
+            .unwrap();
         std::fs::copy(
             examples().join("kubeforge_example_metrics_server.wasm"),
             dir.path().join("metrics-server.wasm"),
         )
         .unwrap();
-        Self { dir }
+        Self { dir, kubeadm }
     }
 
     fn component(&self) -> PathBuf {
@@ -108,9 +130,10 @@ impl Setup {
         std::fs::write(
             self.config(),
             format!(
-                "{KUBEADM}---\napiVersion: kubeforge.dev/v1alpha1\nkind: PhaseConfiguration\nphases:\n\
+                "{}---\napiVersion: kubeforge.dev/v1alpha1\nkind: PhaseConfiguration\nphases:\n\
                  - slot: addon/coredns\n  component: builtin:kube-dns\n\
-                 - slot: addon/metrics-server\n  after: addon/kube-proxy\n  component: file:metrics-server.wasm\n  sha256: {digest}\n{grant}"
+                 - slot: addon/metrics-server\n  after: addon/kube-proxy\n  component: file:metrics-server.wasm\n  sha256: {digest}\n{grant}",
+                self.kubeadm
             ),
         )
         .unwrap();
@@ -127,20 +150,21 @@ impl Setup {
 
     /// `kubeforge --root ROOT ARGS --config CONFIG`.
     fn kubeforge(&self, args: &[&str]) -> Output {
-        let output = common::kubeforge()
+        common::kubeforge()
             .arg("--root")
             .arg(self.root())
             .args(args)
             .arg("--config")
             .arg(self.config())
             .output()
-            .expect("kubeforge runs");
-        Output {
-            success: output.status.success(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .expect("kubeforge runs")
+            .into()
+    }
+
+    /// `kubeforge ARGS --config CONFIG` on the control-plane node of `cp`.
+    fn on_node(&self, cp: &RealCluster, args: &[&str]) -> Output {
+        let config = self.config();
+        cp.kubeforge(&[args, &["--config", config.to_str().unwrap()]].concat())
     }
 }
 
@@ -305,27 +329,24 @@ fn the_lockfile_refuses_changed_components_and_grants_until_locked_again() {
 }
 
 /// kube-dns in the DNS slot and metrics-server in a slot of its own, against the real control
-/// plane; metrics-server with less than it needs is refused before it touches the cluster.
+/// plane of a real node; metrics-server with less than it needs is refused before it touches
+/// the cluster.
 #[tokio::test(flavor = "multi_thread")]
 async fn swapped_and_added_addons_run_against_the_real_control_plane() -> Result<()> {
-    let bin = testenv_bin_dir()?;
-    let setup = Setup::new();
-    setup.write_config(
+    let cp = RealCluster::create("profiles", 0)?;
+    let setup = Setup::on(&cp);
+    let config = setup.write_config(
         &metrics_server_grant(Some("rbac.authorization.k8s.io/clusterrolebindings")),
         None,
     );
-    for (phase, sub) in common::NODE_PHASES {
-        setup
-            .kubeforge(&["init", "phase", phase, sub])
-            .assert_success("writing the node");
-    }
-    common::against_control_plane(&setup.root(), &bin, check_swaps(&setup)).await
+    cp.boot(&config)?;
+    cp.checked(check_swaps(&setup, &cp)).await
 }
 
-async fn check_swaps(setup: &Setup) -> Result<()> {
+async fn check_swaps(setup: &Setup, cp: &RealCluster) -> Result<()> {
     // Less than it needs: refused, and nothing of it reaches the cluster; the addons before
     // it in the group ran.
-    let out = setup.kubeforge(&["init", "phase", "addon"]);
+    let out = setup.on_node(cp, &["init", "phase", "addon"]);
     ensure!(
         !out.success,
         "metrics-server with too small a grant ran:\n{}",
@@ -337,7 +358,7 @@ async fn check_swaps(setup: &Setup) -> Result<()> {
         "{}",
         out.all()
     );
-    let client = common::kube_client(&setup.root(), "admin.conf").await?;
+    let client = cp.client("admin.conf").await?;
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), "kube-system");
     ensure!(
         accounts.get_opt("metrics-server").await?.is_none(),
@@ -347,7 +368,7 @@ async fn check_swaps(setup: &Setup) -> Result<()> {
     // With its grant, the whole group runs: kube-dns instead of CoreDNS, kube-proxy, and
     // metrics-server after it.
     setup.write_config(&metrics_server_grant(None), None);
-    let out = setup.kubeforge(&["init", "phase", "addon"]);
+    let out = setup.on_node(cp, &["init", "phase", "addon"]);
     out.assert_success("the addons with kube-dns and metrics-server");
     ensure!(
         out.stdout.contains("kube-dns") && out.stdout.contains("metrics-server"),

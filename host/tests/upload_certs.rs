@@ -1,10 +1,10 @@
-//! The upload-certs phase against the real control plane: kubeforge writes a node into a temp
-//! root, the kubelet stand-in runs it with the real etcd, kube-apiserver and
-//! kube-controller-manager (tests/testenv), and `kubeforge init phase upload-certs` runs against
-//! it. What it did is checked through the API (kube-rs), decrypting every value of
-//! `kube-system/kubeadm-certs` with AES-256-GCM as a joining kubeadm does; of kubeforge's output
-//! only the printed certificate key is read. Needs the testenv binaries: a missing one fails the
-//! test with the command that builds them.
+//! The upload-certs phase against the real control plane: kubeforge brings a control plane up
+//! on a real node of the test env (tests/harness: its own containerd and the real kubelet), and
+//! `kubeforge init phase upload-certs` runs against it there. What it did is checked through
+//! the API (kube-rs), decrypting every value of `kube-system/kubeadm-certs` with AES-256-GCM as
+//! a joining kubeadm does; of kubeforge's output only the printed certificate key is read. The
+//! real kubeadm in the node uploads over it and kubeforge takes it back. Needs root and the
+//! testenv binaries: a missing one fails the test with the command that builds them.
 
 mod common;
 
@@ -18,12 +18,12 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
-use kubeforge_testenv::{kubeadm_init_phases, testenv_bin_dir};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use common::{Output, kube_client, poll_until};
+use common::{Output, RealCluster, poll_until};
 
+/// The node name of the tests without a cluster (a cluster's node is named by the test env).
 const NODE_NAME: &str = "kf-upload-certs";
 /// A bootstrap token of the default node group (created by the bootstrap-token phase) to act as
 /// a joining control plane would.
@@ -43,6 +43,12 @@ const UPLOADED: [(&str, &str); 8] = [
 ];
 
 fn kubeadm_config(certificate_key: Option<&str>) -> String {
+    kubeadm_config_for(NODE_NAME, "127.0.0.1", certificate_key)
+}
+
+/// The test's configuration for node `node` advertising `advertise`, with `certificateKey`
+/// when given.
+fn kubeadm_config_for(node: &str, advertise: &str, certificate_key: Option<&str>) -> String {
     let key = certificate_key
         .map(|key| format!("certificateKey: {key}\n"))
         .unwrap_or_default();
@@ -52,15 +58,17 @@ kind: InitConfiguration
 {key}bootstrapTokens:
 - token: {JOIN_TOKEN}
 localAPIEndpoint:
-  advertiseAddress: 127.0.0.1
+  advertiseAddress: {advertise}
   bindPort: 6443
 nodeRegistration:
-  name: {NODE_NAME}
+  name: {node}
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: v1.35.4
 clusterName: kubeforge-upload-certs
+networking:
+  podSubnet: 10.244.0.0/16
 "
     )
 }
@@ -129,7 +137,7 @@ fn data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
 
 /// kubeadm-certs holds exactly kubeadm's keys, each the file of the node sealed with `key`.
 /// Returns its owner's name.
-async fn check_kubeadm_certs(root: &Path, client: &Client, key: &str) -> Result<String> {
+async fn check_kubeadm_certs(cp: &RealCluster, client: &Client, key: &str) -> Result<String> {
     let secret = secrets(client).get("kubeadm-certs").await?;
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
     let values = data(&secret);
@@ -140,7 +148,7 @@ async fn check_kubeadm_certs(root: &Path, client: &Client, key: &str) -> Result<
         expected
     );
     for (name, file) in UPLOADED {
-        let on_disk = std::fs::read(root.join("etc/kubernetes/pki").join(file))?;
+        let on_disk = std::fs::read(cp.node.path("/etc/kubernetes/pki").join(file))?;
         let opened = open(key, &values[name]).with_context(|| name.to_string())?;
         ensure!(opened == on_disk, "{name} is not {file} of the node");
     }
@@ -183,20 +191,26 @@ async fn check_kubeadm_certs(root: &Path, client: &Client, key: &str) -> Result<
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_certs_against_the_real_control_plane() -> Result<()> {
-    let bin = testenv_bin_dir()?;
-    let (dir, root, config) = scratch(&kubeadm_config(None))?;
-    for (phase, sub) in common::NODE_PHASES {
-        common::phase(&root, phase, sub, &config, &[])
-            .assert_success(&format!("init phase {phase} {sub}"));
-    }
-    let check = check_upload_certs(dir.path(), &root, &config, &bin);
-    common::against_control_plane(&root, &bin, check).await
+    let cp = RealCluster::create("upload-certs", 0)?;
+    let address = cp.node.address.to_string();
+    let config = cp.write_config(
+        "kubeadm.yaml",
+        &kubeadm_config_for(&cp.node.name, &address, None),
+    )?;
+    cp.boot(&config)?;
+    cp.checked(check_upload_certs(&cp, &config)).await
 }
 
-async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) -> Result<()> {
+/// `kubeforge init phase upload-certs ARGS` in the node, which must succeed.
+fn upload_certs_on(cp: &RealCluster, args: &[&str]) -> Result<Output> {
+    cp.init_phase(&[&["upload-certs"], args].concat())
+}
+
+async fn check_upload_certs(cp: &RealCluster, config: &Path) -> Result<()> {
     let cfg = config.to_str().unwrap();
+    let address = cp.node.address.to_string();
     // Before any real run admin.conf may read nothing (kubeadm:cluster-admins is not bound yet).
-    let super_admin = kube_client(root, "super-admin.conf").await?;
+    let super_admin = cp.client("super-admin.conf").await?;
     let nothing_uploaded = || async {
         ensure!(
             secrets(&super_admin)
@@ -220,7 +234,7 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
     };
 
     // Without --upload-certs the phase is skipped, as kubeadm's.
-    let skipped = upload_certs(root, &["--config", cfg]);
+    let skipped = upload_certs_on(cp, &["--config", cfg])?;
     ensure!(
         skipped
             .stdout
@@ -232,7 +246,7 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
     nothing_uploaded().await?;
 
     // A dry run shows the Secret with its values withheld and sends nothing.
-    let plan = upload_certs(root, &["--upload-certs", "--dry-run", "--config", cfg]);
+    let plan = upload_certs_on(cp, &["--upload-certs", "--dry-run", "--config", cfg])?;
     for line in [
         "[dryrun] [upload-certs] Would perform action APPLY on Secret kube-system/kubeadm-certs\n",
         "      ca.key: (withheld)\n",
@@ -250,7 +264,7 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
     nothing_uploaded().await?;
 
     // The real run: a generated key, printed once the certificates are stored.
-    let first = upload_certs(root, &["--upload-certs", "--config", cfg]);
+    let first = upload_certs_on(cp, &["--upload-certs", "--config", cfg])?;
     ensure!(
         first.stdout.contains(
             "[upload-certs] Storing the certificates in Secret \"kubeadm-certs\" in the \"kube-system\" Namespace\n"
@@ -263,8 +277,8 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
         key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
         "the certificate key {key:?} is not 64 hex digits"
     );
-    let admin = kube_client(root, "admin.conf").await?;
-    let first_owner = check_kubeadm_certs(root, &admin, &key).await?;
+    let admin = cp.client("admin.conf").await?;
+    let first_owner = check_kubeadm_certs(cp, &admin, &key).await?;
 
     // The RBAC: get on kubeadm-certs, and nothing else, for the default node token group ...
     let role = Api::<Role>::namespaced(admin.clone(), "kube-system")
@@ -304,8 +318,8 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
         .collect();
     assert_eq!(subjects, [("Group".into(), DEFAULT_NODE_TOKEN.into())]);
     // ... as a joining control plane uses it: with a real bootstrap token of that group.
-    common::phase(root, "bootstrap-token", "all", config, &[]).assert_success("bootstrap-token");
-    let joiner = token_client(root)?;
+    cp.phase(config, &["bootstrap-token"])?;
+    let joiner = token_client(cp)?;
     let fetched = poll_until(
         "the bootstrap token to read kubeadm-certs",
         Duration::from_secs(30),
@@ -327,22 +341,22 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
     // A given key (`--certificate-key`, which kubeadm refuses next to --config) seals the
     // certificates and is printed; a re-run moves kubeadm-certs to a new token, as kubeadm.
     let given = "0123456789abcdef".repeat(4);
-    let second = upload_certs(
-        root,
+    let second = upload_certs_on(
+        cp,
         &[
             "--upload-certs",
             "--certificate-key",
             &given,
             "--apiserver-advertise-address",
-            "127.0.0.1",
+            &address,
             "--node-name",
-            NODE_NAME,
+            &cp.node.name,
             "--kubernetes-version",
             "v1.35.4",
         ],
-    );
+    )?;
     assert_eq!(printed_key(&second).as_deref(), Some(given.as_str()));
-    let second_owner = check_kubeadm_certs(root, &admin, &given).await?;
+    let second_owner = check_kubeadm_certs(cp, &admin, &given).await?;
     ensure!(second_owner != first_owner, "the same token twice");
     ensure!(
         secrets(&admin).get_opt(&first_owner).await?.is_some(),
@@ -351,48 +365,43 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
 
     // certificateKey from the config file, with --skip-certificate-key-print: used, not shown.
     let quiet_key = "fedcba9876543210".repeat(4);
-    let quiet_config = dir.join("quiet.yaml");
-    std::fs::write(&quiet_config, kubeadm_config(Some(&quiet_key)))?;
-    let quiet = upload_certs(
-        root,
-        &[
-            "--upload-certs",
-            "--skip-certificate-key-print",
-            "--config",
-            quiet_config.to_str().unwrap(),
-        ],
-    );
+    let quiet_config = cp.write_config(
+        "quiet.yaml",
+        &kubeadm_config_for(&cp.node.name, &address, Some(&quiet_key)),
+    )?;
+    let quiet_args = [
+        "--upload-certs",
+        "--skip-certificate-key-print",
+        "--config",
+        quiet_config.to_str().unwrap(),
+    ];
+    let quiet = upload_certs_on(cp, &quiet_args)?;
     ensure!(
         printed_key(&quiet).is_none() && !quiet.all().contains(&quiet_key),
         "{}",
         quiet.all()
     );
-    check_kubeadm_certs(root, &admin, &quiet_key).await?;
+    check_kubeadm_certs(cp, &admin, &quiet_key).await?;
 
-    // The real kubeadm uploads over it (and its Secret decrypts to the same files, read the
-    // same way: the oracle for the format); then kubeforge takes kubeadm-certs back, with its
-    // own token as the only controller.
+    // The real kubeadm in the node uploads over it (and its Secret decrypts to the same files,
+    // read the same way: the oracle for the format); then kubeforge takes kubeadm-certs back,
+    // with its own token as the only controller.
     let kubeadm_key = "0f1e2d3c4b5a6978".repeat(4);
-    kubeadm_init_phases(
-        bin,
-        root,
-        &kubeadm_config(Some(&kubeadm_key)).replace(
-            "advertiseAddress: 127.0.0.1",
-            "advertiseAddress: 192.0.2.10",
-        ),
-        &["upload-certs --upload-certs"],
+    let kubeadm_config = cp.write_config(
+        "kubeadm-oracle.yaml",
+        &kubeadm_config_for(&cp.node.name, &address, Some(&kubeadm_key)),
     )?;
-    check_kubeadm_certs(root, &admin, &kubeadm_key).await?;
-    upload_certs(
-        root,
-        &[
-            "--upload-certs",
-            "--skip-certificate-key-print",
-            "--config",
-            quiet_config.to_str().unwrap(),
-        ],
-    );
-    let quiet_owner = check_kubeadm_certs(root, &admin, &quiet_key).await?;
+    cp.kubeadm(&[
+        "init",
+        "phase",
+        "upload-certs",
+        "--upload-certs",
+        "--config",
+        kubeadm_config.to_str().unwrap(),
+    ])?;
+    check_kubeadm_certs(cp, &admin, &kubeadm_key).await?;
+    upload_certs_on(cp, &quiet_args)?;
+    let quiet_owner = check_kubeadm_certs(cp, &admin, &quiet_key).await?;
 
     // When the token cleaner removes the owner token, kube-controller-manager's garbage
     // collector removes kubeadm-certs with it.
@@ -415,9 +424,9 @@ async fn check_upload_certs(dir: &Path, root: &Path, config: &Path, bin: &Path) 
 }
 
 /// A client that authenticates with [`JOIN_TOKEN`] only, trusting the cluster CA.
-fn token_client(root: &Path) -> Result<Client> {
-    let ca = std::fs::read_to_string(root.join("etc/kubernetes/pki/ca.crt"))?;
-    let mut config = kube::Config::new("https://127.0.0.1:6443".parse()?);
+fn token_client(cp: &RealCluster) -> Result<Client> {
+    let ca = cp.node.read("/etc/kubernetes/pki/ca.crt")?;
+    let mut config = kube::Config::new(cp.server().parse()?);
     config.root_cert = Some(vec![common::certificate_der(&ca, "ca.crt")]);
     config.auth_info.token = Some(JOIN_TOKEN.to_string().into());
     Ok(Client::try_from(config)?)

@@ -31,21 +31,24 @@ pub const CLUSTER_PHASES: &str = "kubelet-start,wait-control-plane,upload-config
 /// The `kubeforge` binary, with the compiled-component cache shared by every test of this run.
 pub fn kubeforge() -> Command {
     let mut command = Command::cargo_bin("kubeforge").expect("the kubeforge binary is built");
-    command
-        .env("KUBEFORGE_CACHE_DIR", cache_dir())
-        .env_remove("KUBEFORGE_LOG")
-        .env_remove("XDG_CACHE_HOME");
-    // kubeadm copies *_proxy variables into the static Pods; keep the manifests predictable.
-    for (name, _) in std::env::vars_os() {
-        if name
-            .to_string_lossy()
-            .to_ascii_lowercase()
-            .ends_with("_proxy")
-        {
-            command.env_remove(name);
-        }
+    command.env("KUBEFORGE_CACHE_DIR", cache_dir());
+    for name in scrubbed_env() {
+        command.env_remove(name);
     }
     command
+}
+
+/// The environment variables a test's kubeforge runs without: its log filter, the cache
+/// location (the tests share [`cache_dir`]), and the *_proxy variables kubeadm copies into
+/// the static Pods (the manifests stay predictable).
+pub fn scrubbed_env() -> Vec<std::ffi::OsString> {
+    let mut names: Vec<std::ffi::OsString> = vec!["KUBEFORGE_LOG".into(), "XDG_CACHE_HOME".into()];
+    names.extend(std::env::vars_os().map(|(name, _)| name).filter(|name| {
+        name.to_string_lossy()
+            .to_ascii_lowercase()
+            .ends_with("_proxy")
+    }));
+    names
 }
 
 /// The repository's root directory.
@@ -129,6 +132,17 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    fn from(output: std::process::Output) -> Self {
+        Output {
+            success: output.status.success(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl Output {
     pub fn assert_success(&self, what: &str) -> &Self {
         assert!(
@@ -160,13 +174,7 @@ pub fn run(root: Option<&Path>, args: &[&str]) -> Output {
         command.arg("--root").arg(root);
     }
     command.args(args);
-    let output = command.output().expect("running kubeforge");
-    Output {
-        success: output.status.success(),
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    command.output().expect("running kubeforge").into()
 }
 
 /// `kubeforge --root root init phase <phase> <sub> --config <config> [extra…]`.
@@ -360,6 +368,15 @@ impl Algorithm {
             Algorithm::Rsa2048 => "RSA PRIVATE KEY",
             Algorithm::EcdsaP256 => "EC PRIVATE KEY",
         }
+    }
+}
+
+/// The key algorithm of a certificate (RSA or ECDSA P-256, the two kubeadm makes).
+pub fn key_algorithm(cert: &X509Certificate<'_>) -> Algorithm {
+    if cert.public_key().algorithm.algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        Algorithm::EcdsaP256
+    } else {
+        Algorithm::Rsa2048
     }
 }
 
@@ -906,13 +923,13 @@ pub fn assert_pki(pki: &Path, expect: &Expect, started: i64, finished: i64) {
     assert_sa_pair(pki, expect.algorithm);
 }
 
-/// sa.key (0600, private key of the cluster's algorithm) and sa.pub (0644, PKIX `PUBLIC KEY`)
-/// form one key pair.
+/// sa.key (0600, private key of the cluster's algorithm) and sa.pub (0600 too: kubeadm writes
+/// it with client-go's keyutil.WriteKey; PKIX `PUBLIC KEY`) form one key pair.
 pub fn assert_sa_pair(pki: &Path, algorithm: Algorithm) {
     let key = pki.join("sa.key");
     let public = pki.join("sa.pub");
     assert_eq!(mode(&key), 0o600, "sa.key mode");
-    assert_eq!(mode(&public), 0o644, "sa.pub mode");
+    assert_eq!(mode(&public), 0o600, "sa.pub mode");
     let from_key = private_key_public_bytes(&read(&key), algorithm, "sa.key");
     let blocks = pem_blocks(&read(&public));
     assert_eq!(blocks.len(), 1, "sa.pub: one PEM block");
@@ -1319,32 +1336,197 @@ where
     anyhow::bail!("{what}: not within {timeout:?}")
 }
 
-/// Run `check` against the real control plane of the node kubeforge wrote into `root`: under
-/// [`kubeforge_testenv::ControlPlaneLock`] (the control plane's ports are the machine's), the
-/// kubelet stand-in runs the node's static pods with the testenv binaries in `bin`; `check`
-/// runs once kube-apiserver is ready. A failure carries the tails of kube-apiserver's and
-/// kube-controller-manager's logs. The stand-in is stopped either way.
-pub async fn against_control_plane(
-    root: &Path,
-    bin: &Path,
-    check: impl std::future::Future<Output = anyhow::Result<()>>,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
+// ----------------------------------------------------------------------------------------------
+// Real nodes (tests/harness): kubeforge on a node with its own containerd and the real kubelet
 
-    let _ports =
-        kubeforge_testenv::ControlPlaneLock::acquire_timeout(std::time::Duration::from_secs(900))?;
-    let stand_in = kubeforge_testenv::StandIn::start(root, bin)?;
-    let result = match stand_in.wait_ready("kube-apiserver", std::time::Duration::from_secs(180)) {
-        Ok(_) => check.await,
-        Err(e) => Err(e),
-    };
-    let logs = match &result {
-        Ok(()) => String::new(),
-        Err(_) => ["kube-apiserver", "kube-controller-manager"]
+/// The phases after the node's files that bring the control plane up on a real node: the
+/// kubelet gets its configuration and runs the static Pods, and kubeforge waits until the API
+/// server is ready.
+pub const KUBELET_PHASES: &[&str] = &["kubelet-start", "wait-control-plane"];
+
+/// A cluster of real nodes ([`kubeforge_testenv::Cluster`]) with this build's kubeforge in every
+/// node's PATH, one control-plane node, and a scratch directory under /tmp (which every node
+/// shares with the host, so a config file written there is read by the same path inside a
+/// node). The cluster is deleted when this is dropped (a panicking test included), and its
+/// nodes shut themselves down if the test process dies.
+pub struct RealCluster {
+    pub cluster: kubeforge_testenv::Cluster,
+    /// The control-plane node kubeforge runs on (`<name>-control-plane`).
+    pub node: kubeforge_testenv::Node,
+    pub dir: TempDir,
+}
+
+impl RealCluster {
+    /// Creates cluster `name` (use the test file's name: names are unique among live
+    /// clusters) with one control-plane node and `workers` workers, none initialised.
+    pub fn create(name: &str, workers: usize) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let spec = kubeforge_testenv::ClusterSpec::new(name, 1, workers)
+            .owned_by_this_process()
+            .with_kubeforge(env!("CARGO_BIN_EXE_kubeforge"));
+        let cluster = kubeforge_testenv::Cluster::create(spec).with_context(|| {
+            format!(
+                "creating the test cluster {name} (as root; the node binaries come from \
+                 `export {}=$(tests/testenv/build.sh)`)",
+                kubeforge_testenv::BIN_ENV
+            )
+        })?;
+        let node = cluster.node(&format!("{name}-control-plane"))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kubeforge-{name}-"))
+            .tempdir_in("/tmp")
+            .context("creating a scratch directory under /tmp")?;
+        Ok(RealCluster { cluster, node, dir })
+    }
+
+    /// The host path of the control-plane node's `/` (a root to join `etc/kubernetes/…` onto).
+    pub fn root(&self) -> PathBuf {
+        self.node.path("/")
+    }
+
+    /// `https://<advertise address>:6443`, the API server as the host and the nodes reach it.
+    pub fn server(&self) -> String {
+        format!("https://{}:6443", self.node.address)
+    }
+
+    /// Writes `kubeadm` with [`kubeforge_testenv::CLUSTER_SETTINGS`] appended (what every
+    /// configuration of a cluster on this machine needs) to `file` in the scratch directory.
+    pub fn write_config(&self, file: &str, kubeadm: &str) -> anyhow::Result<PathBuf> {
+        use anyhow::Context as _;
+        let path = self.dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!("{kubeadm}{}", kubeforge_testenv::CLUSTER_SETTINGS),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Runs `kubeforge ARGS` inside the control-plane node, on its real paths (no `--root`),
+    /// with the compiled-component cache of this test run.
+    pub fn kubeforge(&self, args: &[&str]) -> Output {
+        let mut command = self.node.command(&[&["kubeforge"], args].concat());
+        command.env("KUBEFORGE_CACHE_DIR", cache_dir());
+        for name in scrubbed_env() {
+            command.env_remove(name);
+        }
+        command
+            .output()
+            .unwrap_or_else(|e| panic!("running kubeforge in node {}: {e}", self.node.name))
+            .into()
+    }
+
+    /// [`RealCluster::kubeforge`], which must succeed: else an error with its output and the
+    /// nodes' diagnostics.
+    pub fn kubeforge_ok(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let output = self.kubeforge(args);
+        anyhow::ensure!(
+            output.success,
+            "`kubeforge {}` on node {} failed ({:?})\nstdout:\n{}\nstderr:\n{}\n{}",
+            args.join(" "),
+            self.node.name,
+            output.code,
+            output.stdout,
+            output.stderr,
+            self.diagnostics()
+        );
+        Ok(output)
+    }
+
+    /// `kubeforge init phase ARGS` in the node, which must succeed.
+    pub fn init_phase(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.kubeforge_ok(&[&["init", "phase"], args].concat())
+    }
+
+    /// `kubeforge init phase PHASE… --config CONFIG` in the node, which must succeed.
+    pub fn phase(&self, config: &Path, phase: &[&str]) -> anyhow::Result<Output> {
+        let config = config.to_str().expect("a UTF-8 config path");
+        self.init_phase(&[phase, &["--config", config]].concat())
+    }
+
+    /// The node's files ([`NODE_PHASES`]) with `config`; returns each phase's output.
+    pub fn node_phases(&self, config: &Path) -> anyhow::Result<Vec<Output>> {
+        NODE_PHASES
             .iter()
-            .map(|c| format!("\n--- {c} ---\n{}", stand_in.log_tail(c, 30)))
-            .collect(),
-    };
-    stand_in.stop()?;
-    result.with_context(|| logs)
+            .map(|(phase, sub)| self.phase(config, &[phase, sub]))
+            .collect()
+    }
+
+    /// [`KUBELET_PHASES`] with `config`: the real kubelet runs the control plane's static Pods
+    /// and the API server is ready when this returns.
+    pub fn kubelet_phases(&self, config: &Path) -> anyhow::Result<Vec<Output>> {
+        KUBELET_PHASES
+            .iter()
+            .map(|phase| self.phase(config, &[phase]))
+            .collect()
+    }
+
+    /// The node phases, then the kubelet phases: a control plane ready for the API phases.
+    pub fn boot(&self, config: &Path) -> anyhow::Result<Vec<Output>> {
+        let mut outputs = self.node_phases(config)?;
+        outputs.extend(self.kubelet_phases(config)?);
+        Ok(outputs)
+    }
+
+    /// A kube-rs client with the credentials of the node's `/etc/kubernetes/FILE`.
+    pub async fn client(&self, file: &str) -> anyhow::Result<kube::Client> {
+        kube_client(&self.root(), file).await
+    }
+
+    /// Runs `kubeadm ARGS` inside the control-plane node (as on a machine), which must exit 0:
+    /// else an error with its output and the nodes' diagnostics.
+    pub fn kubeadm(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let output: Output = self.node.output(&[&["kubeadm"], args].concat())?.into();
+        anyhow::ensure!(
+            output.success,
+            "`kubeadm {}` on node {} failed ({:?}):\n{}\n{}",
+            args.join(" "),
+            self.node.name,
+            output.code,
+            output.all(),
+            self.diagnostics()
+        );
+        Ok(output)
+    }
+
+    /// What a failing test shows: every node's kubelet and containerd log tails, and on the
+    /// control plane the ends of kube-apiserver's and kube-controller-manager's container logs.
+    pub fn diagnostics(&self) -> String {
+        let mut text = String::new();
+        for node in self.cluster.nodes() {
+            text.push_str(&node.diagnostics());
+            text.push('\n');
+            if node.role != kubeforge_testenv::Role::ControlPlane {
+                continue;
+            }
+            for component in ["kube-apiserver", "kube-controller-manager"] {
+                if let Ok(log) = node.container_log("kube-system", component, component) {
+                    let lines: Vec<&str> = log.lines().collect();
+                    text.push_str(&format!(
+                        "--- node {} {component} (last 20 lines) ---\n{}\n",
+                        node.name,
+                        lines[lines.len().saturating_sub(20)..].join("\n")
+                    ));
+                }
+            }
+        }
+        text
+    }
+
+    /// Awaits `check`; a failure carries [`RealCluster::diagnostics`] (a panic prints them
+    /// before it unwinds on).
+    pub async fn checked<T>(
+        &self,
+        check: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        use futures::FutureExt as _;
+        match std::panic::AssertUnwindSafe(check).catch_unwind().await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(e.context(self.diagnostics())),
+            Err(panic) => {
+                eprintln!("{}", self.diagnostics());
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
 }
