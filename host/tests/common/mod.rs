@@ -1,6 +1,7 @@
-//! Shared helpers for the CLI tests: running the `kubeforge` binary into a scratch root, and
+//! Shared helpers for the CLI tests: running the `kubeforge` binary into a scratch root, or on a
+//! real node of the test env ([`RealCluster`]: its own containerd and the real kubelet), and
 //! reading what it wrote the way a user (and kubeadm) would: x509 for certificates, YAML for
-//! kubeconfigs and manifests.
+//! kubeconfigs and manifests, kube-rs for what reached the API.
 
 #![allow(dead_code)]
 
