@@ -280,8 +280,8 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// Waits until every node of the cluster is a Ready Node and every Pod in kube-system is
-    /// Running and Ready (CoreDNS Ready needs the pod network, kube-proxy's Service routing to
+    /// Waits until every node of the cluster is a Ready Node, every Deployment and DaemonSet in
+    /// kube-system has all its Pods Ready, and every Pod in kube-system is Running and Ready (CoreDNS Ready needs the pod network, kube-proxy's Service routing to
     /// the API server, and DNS itself). Returns how long it took; on timeout, what was not
     /// ready and each node's kubelet and containerd log tails.
     pub fn wait_ready(&self, timeout: Duration) -> Result<Duration> {
@@ -326,6 +326,31 @@ impl Cluster {
                     waiting.push(format!("Node {} to be Ready", node.name))
                 }
                 Some(_) => {}
+            }
+        }
+        // The workloads first: right after init a Deployment's Pods may not exist yet.
+        let workloads: serde_json::Value = serde_json::from_str(&self.kubectl(&[
+            "get",
+            "deployments,daemonsets",
+            "-n",
+            "kube-system",
+            "-o",
+            "json",
+        ])?)?;
+        for workload in workloads["items"].as_array().into_iter().flatten() {
+            let status = &workload["status"];
+            let (want, have) = if workload["kind"] == "DaemonSet" {
+                (&status["desiredNumberScheduled"], &status["numberReady"])
+            } else {
+                (&workload["spec"]["replicas"], &status["readyReplicas"])
+            };
+            let (want, have) = (want.as_u64().unwrap_or(0), have.as_u64().unwrap_or(0));
+            if want == 0 || have < want {
+                waiting.push(format!(
+                    "{} {} ({have}/{want} ready)",
+                    workload["kind"].as_str().unwrap_or("?"),
+                    workload["metadata"]["name"].as_str().unwrap_or("?")
+                ));
             }
         }
         let pods: serde_json::Value = serde_json::from_str(&self.kubectl(&[

@@ -70,7 +70,9 @@ impl Node {
     }
 
     /// The host path of the node's path `path` (absolute, as the node sees it): through the
-    /// supervisor's root, so every mount of the node is seen as the node sees it.
+    /// supervisor's root, so every mount of the node is seen as the node sees it. An absolute
+    /// symbolic link on the way resolves against the host's root, not the node's (the kernel's
+    /// rule for /proc/<pid>/root): read such a file with [`Node::run`] (`cat`).
     pub fn path(&self, path: impl AsRef<Path>) -> PathBuf {
         let path = path.as_ref();
         PathBuf::from(format!("/proc/{}/root", self.supervisor.pid))
