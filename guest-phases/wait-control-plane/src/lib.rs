@@ -24,9 +24,10 @@ use kubeforge_sdk::{FieldError, PhaseError, Result};
 /// kubeadm's default for both health-check timeouts.
 pub const DEFAULT_TIMEOUT: kubeforge_api::Duration = kubeforge_api::Duration::from_mins(4);
 
-/// The first pause between two rounds of probes, and the longest.
+/// The first pause between two rounds of probes, and the longest. A component is seen healthy
+/// at most 200 ms after it is (kubeadm polls every 500 ms); a round is a few local requests.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 /// kube-controller-manager's and kube-scheduler's default secure ports.
 const CONTROLLER_MANAGER_PORT: u16 = 10257;
@@ -200,7 +201,7 @@ pub struct Unhealthy {
 }
 
 /// Probe every check in rounds until each has answered 200 or `timeout` has passed since
-/// `clock` started, pausing between rounds with a growing backoff (50 ms doubling to 1 s).
+/// `clock` started, pausing between rounds with a growing backoff (50 ms doubling to 200 ms).
 /// `healthy` hears of each check as it turns healthy, with the time it took; the checks that
 /// never did are returned. A probe the host refuses (not granted, not a usable URL) ends the
 /// wait at once: it would not succeed later.
