@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The API phases of init (upload-config, upload-certs, mark-control-plane, bootstrap-token,
-# addon) against the stand-in control plane, kubeforge side by side with the real kubeadm
-# (tests/testenv). Results go to stdout and benches/results/api-phases*; BENCHMARKS.md quotes
-# them.
+# addon) against a real control plane on a real node of the test env (tests/harness: the node's
+# own namespaces, containerd and the real kubelet, which runs the real etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler as static Pods), kubeforge side by side with the
+# real kubeadm (tests/testenv). Results go to stdout and benches/results/api-phases*;
+# BENCHMARKS.md quotes them.
 #
 #   benches/api-phases.sh              # warm and cold runs of both tools
 #   KUBEFORGE_BENCH_COLD_RUNS=0 …      # warm runs only (no fresh cluster per cold run)
@@ -12,21 +14,26 @@
 #   KUBEFORGE_BENCH_BASELINE=DIR …     # also time DIR/kubeforge (e.g. a build before a change),
 #                                      # paired with kubeforge on the same cluster
 #
-# Needs root (kubeadm reads the node's files with --rootfs, a chroot), hyperfine, the testenv
-# (tests/testenv/build.sh) and the fixed control-plane ports (6443, 2379-2381, 10248, 10257,
-# 10259): the stand-in takes the control-plane lock, so the script waits while a test holds it.
+# Needs root (the test env's nodes; kubeadm reads the node's files with --rootfs, a chroot),
+# hyperfine and the testenv (tests/testenv/build.sh).
 #
-# Each tool gets its own stand-in cluster (only one can run: the ports are fixed), brought up by
-# kubeforge's node phases plus kubelet-start and wait-control-plane (the stand-in's kubelet
-# registers the Node), so the API objects do not exist yet. Warm runs: hyperfine's warm-up runs
-# create the objects, the measured runs update them (both tools). Cold runs: every measured run
-# of the whole sequence gets a fresh cluster (hyperfine --prepare; not timed), started from the
-# same state: the API server ready (/readyz, RBAC bootstrapped), the Node registered.
+# Each tool gets its own one-node cluster (`kubeforge-testenv cluster create`), brought up by
+# `kubeforge init` inside the node with the API phases skipped (the node phases, kubelet-start:
+# the real kubelet starts the static Pods and registers the Node, wait-control-plane), so the API
+# objects do not exist yet. Warm runs: hyperfine's warm-up runs create the objects, the measured
+# runs update them (both tools). Cold runs: every measured run of the whole sequence gets a fresh
+# cluster (hyperfine --prepare; not timed), started from the same state: the API server ready
+# (/readyz, RBAC bootstrapped), the Node registered.
 #
-# Both tools read the same config file (the cluster's own config, examples/init.yaml, with a
-# fixed bootstrap token so warm runs update one token, and a non-loopback advertise address:
-# kubeadm refuses a loopback one; the API phases never connect to it) and the same
-# /etc/kubernetes under the cluster root: kubeforge with --root R, kubeadm with --rootfs R.
+# The tools run on the host, against the node: the node's root is /proc/<its supervisor's
+# pid>/root (the test env's CLI does not print that pid; the script reads it from the test env's
+# state, <state root>/<cluster>/cluster.json), reached through the stable symlink $work/node so
+# that a fresh cluster needs no new command lines; the API server is at the node's address, which
+# the host reaches. kubeforge runs with `--root $work/node`, kubeadm with `--rootfs $work/node`,
+# so both use the node's admin.conf, super-admin.conf and PKI at the paths a node has. Both read
+# the same config file (in the node's /etc): examples/init.yaml with the node's name and address
+# (run on the host, neither tool may detect them) and a fixed bootstrap token, so that warm runs
+# update one token Secret.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,70 +42,67 @@ phases=(upload-config upload-certs mark-control-plane bootstrap-token addon)
 sequence_skip=preflight,certs,kubeconfig,etcd,control-plane,kubelet-start,wait-control-plane,kubelet-finalize,show-join-command
 # What a fresh cluster skips: the API phases (and kubelet-finalize, which is not one).
 cluster_skip=upload-config,upload-certs,mark-control-plane,bootstrap-token,kubelet-finalize,addon,show-join-command
+cluster=bench-api
+node=$cluster-control-plane
+# The config file, as the node sees it.
+node_config=/etc/kubeforge-bench/kubeadm.yaml
+state_root=${KUBEFORGE_TESTENV_STATE:-/var/tmp/kubeforge-testenv}
 
 # The binaries, copied once (by the main run) so that a concurrent build cannot swap them.
 kubeforge="${KUBEFORGE_BENCH_BIN:-}/kubeforge"
-stand_in="${KUBEFORGE_BENCH_BIN:-}/kubeforge-testenv"
+testenv="${KUBEFORGE_BENCH_BIN:-}/kubeforge-testenv"
 
-# A stand-in cluster under ROOT: the node phases, kubelet-start (the Node registers) and
-# wait-control-plane, then wait until the API server is ready and the Node and kube-public exist.
-cluster_up() { # cluster_up ROOT
-    local root=$1 waited=0
-    mkdir -p "$root/etc/kubernetes/manifests"
-    setsid "$stand_in" run --root "$root" >"$root/stand-in.log" 2>&1 </dev/null &
-    echo $! >"$root/stand-in.pid"
-    until [ -S "$root/run/kubeforge-stand-in.sock" ]; do
-        kill -0 "$(cat "$root/stand-in.pid")" 2>/dev/null || { cat "$root/stand-in.log" >&2; return 1; }
-        if [ $waited = 20 ]; then echo "waiting for the control-plane lock (another test holds the fixed ports)" >&2; fi
-        waited=$((waited + 1))
-        sleep 0.1
-    done
-    "$kubeforge" --root "$root" --service-command "$stand_in service --root $root" \
-        init --config examples/init.yaml --skip-phases "$cluster_skip" >"$root/init.log" 2>&1 ||
-        { cat "$root/init.log" >&2; return 1; }
+# The node's host pid, from the test env's state.
+node_pid() {
+    python3 -c 'import json, sys
+record = json.load(open(sys.argv[1]))
+print(next(n["supervisor"]["pid"] for n in record["nodes"] if n["name"] == sys.argv[2]))' \
+        "$state_root/$cluster/cluster.json" "$node"
+}
+
+# A fresh cluster: the node phases, kubelet-start (the kubelet runs the control plane and
+# registers the Node) and wait-control-plane, then wait until the API server is ready and the
+# Node and kube-public exist. Points $work/node at the node's root and writes the config.
+cluster_up() { # cluster_up WORK
+    local work=$1
+    "$testenv" cluster create "$cluster" --kubeforge "$kubeforge" >"$work/create.log" 2>&1 ||
+        { cat "$work/create.log" >&2; return 1; }
+    ln -sfn "/proc/$(node_pid)/root" "$work/node"
+    local address
+    address=$("$testenv" nodes "$cluster" | awk -v n="$node" '$1 == n { print $3 }')
+    mkdir -p "$work/node/etc/kubeforge-bench"
+    sed -e "s/^kind: InitConfiguration$/kind: InitConfiguration\nbootstrapTokens:\n  - token: abcdef.0123456789abcdef\nlocalAPIEndpoint:\n  advertiseAddress: $address\nnodeRegistration:\n  name: $node/" \
+        examples/init.yaml >"$work/node$node_config"
+    "$testenv" exec "$node" -- kubeforge init --config "$node_config" --skip-phases "$cluster_skip" \
+        >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; return 1; }
     # super-admin.conf: admin.conf is not authorised before the first API phase binds it.
-    local kubectl=("$KUBEFORGE_TESTENV_BIN/kubectl" --kubeconfig "$root/etc/kubernetes/super-admin.conf")
+    local kubectl=("$KUBEFORGE_TESTENV_BIN/kubectl" --kubeconfig "$work/node/etc/kubernetes/super-admin.conf")
     for _ in $(seq 600); do
         if [ "$("${kubectl[@]}" get --raw /readyz 2>/dev/null)" = ok ] &&
-            "${kubectl[@]}" get node kubeforge-node >/dev/null 2>&1 &&
+            "${kubectl[@]}" get node "$node" >/dev/null 2>&1 &&
             "${kubectl[@]}" get namespace kube-public >/dev/null 2>&1; then
             return 0
         fi
         sleep 0.1
     done
-    echo "the cluster under $root did not become ready" >&2
+    echo "the cluster $cluster did not become ready" >&2
     return 1
 }
 
-# The config both tools read (ROOT/kubeadm.yaml, /kubeadm.yaml for kubeadm --rootfs ROOT): the
-# cluster's own, plus a fixed bootstrap token and a non-loopback advertise address.
-bench_config() { # bench_config ROOT
-    sed -e 's/advertiseAddress: 127.0.0.1/advertiseAddress: 192.0.2.10/' \
-        -e 's/^nodeRegistration:/bootstrapTokens:\n  - token: abcdef.0123456789abcdef\nnodeRegistration:/' \
-        examples/init.yaml >"$1/kubeadm.yaml"
-}
-
-cluster_down() { # cluster_down ROOT
-    local root=$1
-    if [ -e "$root/stand-in.pid" ]; then
-        local pid
-        pid=$(cat "$root/stand-in.pid")
-        kill -TERM "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
-    rm -rf "$root"
+cluster_down() {
+    "$testenv" cluster delete "$cluster" >/dev/null 2>&1 || true
 }
 
 # Internal: hyperfine's --prepare for a cold run (a fresh cluster, not timed).
 if [ "${1:-}" = --fresh-cluster ]; then
-    cluster_down "$2"
+    export KUBEFORGE_TESTENV_BIN KUBEFORGE_BENCH_BIN
+    cluster_down
     cluster_up "$2"
-    bench_config "$2"
     exit
 fi
 
 command -v hyperfine >/dev/null || { echo "hyperfine is missing: apt-get install hyperfine" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "needs root: kubeadm --rootfs chroots" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "needs root: the test env's nodes, and kubeadm --rootfs chroots" >&2; exit 1; }
 export KUBEFORGE_TESTENV_BIN="${KUBEFORGE_TESTENV_BIN:-$(tests/testenv/build.sh)}"
 kubeadm="$KUBEFORGE_TESTENV_BIN/kubeadm"
 warm_runs=${KUBEFORGE_BENCH_WARM_RUNS:-15}
@@ -106,8 +110,8 @@ cold_runs=${KUBEFORGE_BENCH_COLD_RUNS:-3}
 tools=${KUBEFORGE_BENCH_TOOLS:-"kubeforge kubeadm"}
 
 work=$(mktemp -d /var/tmp/kubeforge-api-bench.XXXXXX)
-root="$work/cluster"
-trap 'cluster_down "$root"; rm -rf "$work"' EXIT
+root="$work/node"
+trap 'cluster_down; rm -rf "$work"' EXIT
 # KUBEFORGE_BENCH_BIN=DIR: time the kubeforge and kubeforge-testenv in DIR (e.g. a saved build,
 # for a before/after comparison) instead of building this tree.
 if [ -z "${KUBEFORGE_BENCH_BIN:-}" ]; then
@@ -119,7 +123,7 @@ if [ -z "${KUBEFORGE_BENCH_BIN:-}" ]; then
     echo "kubeforge: commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- host api guest-phases wit || echo ' + uncommitted changes')" >&2
 fi
 kubeforge="$KUBEFORGE_BENCH_BIN/kubeforge"
-stand_in="$KUBEFORGE_BENCH_BIN/kubeforge-testenv"
+testenv="$KUBEFORGE_BENCH_BIN/kubeforge-testenv"
 echo "kubeforge binary: $kubeforge (sha256 $(sha256sum "$kubeforge" | cut -c1-12))" >&2
 export KUBEFORGE_CACHE_DIR="$work/cache"
 out=${KUBEFORGE_BENCH_OUT:-benches/results}
@@ -134,9 +138,9 @@ command_for() { # command_for TOOL PHASE|sequence
         *) args="init phase $phase" ;;
     esac
     case $tool in
-        kubeforge) echo "$kubeforge --root $root $args --config $root/kubeadm.yaml" ;;
-        baseline) echo "$KUBEFORGE_BENCH_BASELINE/kubeforge --root $root $args --config $root/kubeadm.yaml" ;;
-        kubeadm) echo "$kubeadm $args --config /kubeadm.yaml --rootfs $root" ;;
+        kubeforge) echo "$kubeforge --root $root $args --config $root$node_config" ;;
+        baseline) echo "$KUBEFORGE_BENCH_BASELINE/kubeforge --root $root $args --config $root$node_config" ;;
+        kubeadm) echo "$kubeadm $args --config $node_config --rootfs $root" ;;
     esac
 }
 
@@ -153,9 +157,8 @@ load() { echo "$(date -u +%FT%TZ) $(uptime | sed 's/.*load average/load average/
 
 for tool in $tools; do
     echo "== $tool: warm runs (fresh cluster, objects created by the warm-up runs) ==" >&2
-    cluster_down "$root"
-    cluster_up "$root"
-    bench_config "$root"
+    cluster_down
+    cluster_up "$work"
     : >"$out/api-phases-load-$tool.txt"
     echo "$tool warm start: $(load)" >>"$out/api-phases-load-$tool.txt"
     for phase in "${phases[@]}" sequence; do
@@ -169,11 +172,11 @@ for tool in $tools; do
         echo "$tool cold start: $(load)" >>"$out/api-phases-load-$tool.txt"
         mapfile -d '' commands < <(commands_for "$tool" sequence "(cold)")
         hyperfine -N --runs "$cold_runs" \
-            --prepare "bash $PWD/benches/api-phases.sh --fresh-cluster $root" \
+            --prepare "bash $PWD/benches/api-phases.sh --fresh-cluster $work" \
             --export-json "$out/api-phases-$tool-sequence-cold.json" "${commands[@]}"
         echo "$tool cold end: $(load)" >>"$out/api-phases-load-$tool.txt"
     fi
-    cluster_down "$root"
+    cluster_down
 done
 
 python3 - "$out" <<'PY' | tee "$out/api-phases.md"

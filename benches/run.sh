@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # Whole-process benchmarks of kubeforge's node phases, side by side with the real kubeadm
-# (tests/testenv), plus the in-process phase overhead (criterion), then the API phases against
-# the stand-in control plane (benches/api-phases.sh). Results go to stdout and to
-# benches/results/*.md; BENCHMARKS.md quotes them.
+# (tests/testenv), plus the in-process phase overhead, then on real nodes of the test env: the API
+# phases (benches/api-phases.sh) and the whole init (benches/init-real-node.py). Results go to
+# stdout and to benches/results/*; BENCHMARKS.md quotes them.
 #
-# Needs root (kubeadm writes manifests to /etc/kubernetes/manifests only: the script gives it a
-# private mount namespace where /etc/kubernetes is a directory on the same disk as kubeforge's
-# --root) and hyperfine (`apt-get install hyperfine`).
+# Needs root (kubeadm writes manifests to /etc/kubernetes/manifests only: the node phases run in
+# a private mount namespace where /etc/kubernetes is a directory on the same disk as kubeforge's
+# --root; the real-node benchmarks run outside it, as the test env's nodes need) and hyperfine
+# (`apt-get install hyperfine`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${KUBEFORGE_BENCH_NAMESPACED:-}" != 1 ]; then
     command -v hyperfine >/dev/null || { echo "hyperfine is missing: apt-get install hyperfine" >&2; exit 1; }
-    cargo build --release -p kubeforge >&2
+    cargo build --release -p kubeforge -p kubeforge-testenv >&2
     export KUBEFORGE_TESTENV_BIN="${KUBEFORGE_TESTENV_BIN:-$(tests/testenv/build.sh)}"
-    export KUBEFORGE_BENCH_NAMESPACED=1
-    exec unshare --mount --propagation private "$0" "$@"
+    KUBEFORGE_BENCH_NAMESPACED=1 unshare --mount --propagation private "$0" "$@"
+    # The API phases (upload-config … addon) on a real node, side by side with kubeadm: a
+    # cluster of its own per tool.
+    benches/api-phases.sh
+    # The whole init on a real node, kubeforge and kubeadm, to Node Ready and CoreDNS Ready.
+    benches/init-real-node.py
+    # The same with ECDSA-P256 keys for both tools (no RSA key generation).
+    benches/init-real-node.py --algorithm ECDSA-P256
+    exit
 fi
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -110,7 +118,3 @@ overhead() { # overhead MESSAGE
     overhead "component loaded"
     overhead "component instantiated and described"
 } | tee benches/results/phase-overhead.txt
-
-# The API phases (upload-config … addon) against the stand-in control plane, side by side with
-# kubeadm: a cluster of its own per tool on the fixed ports (waits for the control-plane lock).
-benches/api-phases.sh
