@@ -39,14 +39,16 @@
 //!   kubeadm-certs owner reference); `token-id` and `token-secret` values by placeholders;
 //!   `expiration` by `<created + TTL>` once checked to be the Secret's creation time plus the
 //!   token's TTL (24 h, 2 h for the kubeadm-certs token) within 2 minutes;
-//! - the kubeadm-certs Secret's values (encrypted with a random key): `<encrypted>`;
+//! - the kubeadm-certs Secret's values (encrypted with a random key): `<encrypted, > 28 bytes>`
+//!   (longer than AES-GCM's nonce and tag);
 //! - the `jws-kubeconfig-*` value of cluster-info (kube-controller-manager's signature of a
 //!   CA-derived document): `<JWS>`, once checked to be a detached JWS;
 //! - CA-derived values: embedded `certificate-authority-data` by `<the node's ca.crt>` once
 //!   checked to be the node's ca.crt; embedded client certificates by their description;
 //!   client keys by their PEM type; certificate serials by `<random in [1, 2^63)>` once checked
-//!   to be in range; key identifiers by how they derive from the key (`<SHA-1 of the key>`,
-//!   `<SHA-256/160 of the key>`) or by `<the issuer's subject key id>`;
+//!   to be in range; a subject key id by how it derives from the key (`<SHA-256/160 of the
+//!   key>`, Go's since 1.25, or its length), an authority key id by `<the issuer's subject key
+//!   id>` once checked to be;
 //! - absolute times: a certificate's validity by its length and, for a signed certificate, by
 //!   how its notBefore relates to its CA's (within 2 s); `kubeadm certs check-expiration` dates;
 //! - object metadata the API server and controllers assign: `uid`, `resourceVersion`,
