@@ -35,6 +35,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -141,12 +142,12 @@ class Poller(threading.Thread):
         self.node_ready = self.dns_ready = None
         self.error = None
         self.stop = False
+        self.tmp = tempfile.mkdtemp(prefix="kubeforge-bench-poll.")
 
     def context(self):
         path = os.path.join(self.node_root, "etc/kubernetes/super-admin.conf")
         text = open(path).read()
         fields = dict(re.findall(r"^\s*([a-z-]+): (\S+)$", text, re.M))
-        self.tmp = tempfile.mkdtemp(prefix="kubeforge-bench-poll.")
         files = {}
         for key in ["certificate-authority-data", "client-certificate-data", "client-key-data"]:
             files[key] = os.path.join(self.tmp, key)
@@ -197,6 +198,9 @@ class Poller(threading.Thread):
         if self.dns_ready is None:
             self.error = "the Node or CoreDNS was not Ready within the deadline"
 
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
 
 def run_tool(args, tool, index, config_path, cache_dir):
     name = f"bench-{'kf' if tool == 'kubeforge' else 'ka'}"
@@ -227,8 +231,10 @@ def run_tool(args, tool, index, config_path, cache_dir):
         init_wall = time.monotonic() - started
         output = "".join(line for _, line in lines)
         if init.returncode != 0:
+            poller.stop = True
             raise RuntimeError(f"{tool} init failed:\n{output}")
         poller.join()
+        poller.cleanup()
         if poller.error:
             raise RuntimeError(f"{tool} run {index}: {poller.error}")
         kubelet_wait, control_plane_wait = waits(output)
@@ -326,13 +332,16 @@ def main():
     cache_dir = os.path.join(work, "cache")
 
     results = []
-    for tool in ["kubeforge", "kubeadm"]:
-        log(f"warm-up run of {tool} (not counted)")
-        run_tool(args, tool, 0, config_path, cache_dir)
-    for index in range(1, args.runs + 1):
-        order = ["kubeforge", "kubeadm"] if index % 2 else ["kubeadm", "kubeforge"]
-        for tool in order:
-            results.append(run_tool(args, tool, index, config_path, cache_dir))
+    try:
+        for tool in ["kubeforge", "kubeadm"]:
+            log(f"warm-up run of {tool} (not counted)")
+            run_tool(args, tool, 0, config_path, cache_dir)
+        for index in range(1, args.runs + 1):
+            order = ["kubeforge", "kubeadm"] if index % 2 else ["kubeadm", "kubeforge"]
+            for tool in order:
+                results.append(run_tool(args, tool, index, config_path, cache_dir))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"init-real-node{suffix}.json"), "w") as f:
