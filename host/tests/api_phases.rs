@@ -610,7 +610,7 @@ fn check_join_command(cp: &RealCluster, config: &Path) -> Result<()> {
         "ours:\n{worker}\nkubeadm's:\n{theirs}"
     );
     ensure!(
-        ours.starts_with("Your Kubernetes control-plane has initialized successfully!\n"),
+        ours.starts_with("\nYour Kubernetes control-plane has initialized successfully!\n"),
         "{ours}"
     );
     Ok(())

@@ -40,8 +40,10 @@ pub fn init_done(
     control_plane_endpoint: bool,
     certificate_key: Option<&str>,
 ) -> String {
+    // The template's text starts on the line after its opening quote: a blank line first.
     let mut text = format!(
-        "Your Kubernetes control-plane has initialized successfully!
+        "
+Your Kubernetes control-plane has initialized successfully!
 
 To start using your cluster, you need to run the following as a regular user:
 

@@ -278,19 +278,22 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// The nodes, with the host pid of each one's supervisor: its file system is
+/// /proc/<pid>/root, and `nsenter -t <pid>` enters it.
 fn print_nodes(nodes: &[Node]) {
     println!(
-        "{:<32} {:<14} {:<14} {:<16} STATE",
-        "NODE", "ROLE", "ADDRESS", "POD SUBNET"
+        "{:<32} {:<14} {:<14} {:<16} {:<8} STATE",
+        "NODE", "ROLE", "ADDRESS", "POD SUBNET", "PID"
     );
     for node in nodes {
         let state = if node.running() { "running" } else { "stopped" };
         println!(
-            "{:<32} {:<14} {:<14} {:<16} {state}",
+            "{:<32} {:<14} {:<14} {:<16} {:<8} {state}",
             node.name,
             node.role.as_str(),
             node.address.to_string(),
-            node.pod_subnet
+            node.pod_subnet,
+            node.supervisor().pid
         );
     }
 }
