@@ -17,7 +17,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::effects::{Effects, Origin};
+use crate::effects::{Effects, LinkRefused, Origin, Root, RootedPath};
 use crate::runtime::bindings::{CapabilityRequest, Denial, PhaseError};
 
 /// What one phase may touch.
@@ -172,19 +172,61 @@ impl Grant {
     }
 }
 
-/// Where each logical root lives on this machine.
+/// The logical roots of a run: where each lives on this machine, as a directory handle.
 #[derive(Debug, Clone, Default)]
 pub struct Roots {
-    dirs: BTreeMap<String, PathBuf>,
+    dirs: BTreeMap<String, Arc<Root>>,
 }
 
 impl Roots {
-    pub fn insert(&mut self, name: &str, dir: PathBuf) {
-        self.dirs.insert(name.to_string(), dir);
+    /// The roots `dirs` names. Roots nest (`manifests`, `pki` and `tmp` lie in `kubeconfig`'s
+    /// /etc/kubernetes): a nested root is opened through the handle of the root around it, and
+    /// a path under the outer root never reaches into it.
+    pub fn new<'a>(dirs: impl IntoIterator<Item = (&'a str, PathBuf)>) -> Self {
+        let mut dirs: Vec<(&str, PathBuf)> = dirs.into_iter().collect();
+        // Outer roots first, so each nested root finds its outer one built.
+        dirs.sort_by_key(|(_, path)| path.components().count());
+        let mut built: Vec<Arc<Root>> = Vec::with_capacity(dirs.len());
+        for (index, (name, path)) in dirs.iter().enumerate() {
+            let nested = dirs
+                .iter()
+                .skip(index + 1)
+                .filter(|(_, inner)| inner != path)
+                .filter_map(|(other, inner)| {
+                    let relative = inner.strip_prefix(path).ok()?;
+                    Some((other.to_string(), relative.to_path_buf()))
+                })
+                .collect();
+            let outer = built
+                .iter()
+                .filter(|outer| path.starts_with(outer.path()) && path != outer.path())
+                .max_by_key(|outer| outer.path().components().count());
+            let mut root = match outer {
+                Some(outer) => {
+                    let relative = path.strip_prefix(outer.path()).unwrap_or(path);
+                    Root::nested_in(name, outer, relative.to_path_buf())
+                }
+                None => Root::new(name, path.clone()),
+            };
+            root.set_nested(nested);
+            built.push(Arc::new(root));
+        }
+        Self {
+            dirs: built
+                .into_iter()
+                .map(|root| (root.name().to_string(), root))
+                .collect(),
+        }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Path> {
-        self.dirs.get(name).map(PathBuf::as_path)
+    pub fn get(&self, name: &str) -> Option<&Arc<Root>> {
+        self.dirs.get(name)
+    }
+
+    /// Open every root that exists now, so what later happens to the paths above them does not
+    /// move them; a root made during the run is opened when it is made.
+    pub fn open_existing(&self) -> anyhow::Result<()> {
+        self.dirs.values().try_for_each(|root| root.open_existing())
     }
 }
 
@@ -260,8 +302,13 @@ impl PhaseState {
         })
     }
 
-    /// The machine path of `path` under the logical root `root`, if the grant allows `access`.
-    pub fn resolve(&self, root: &str, path: &str, access: Access) -> Result<PathBuf, PhaseError> {
+    /// `path` under the logical root `root`, if the grant allows `access`.
+    pub fn resolve(
+        &self,
+        root: &str,
+        path: &str,
+        access: Access,
+    ) -> Result<RootedPath, PhaseError> {
         if self
             .grant
             .fs
@@ -278,9 +325,10 @@ impl PhaseState {
         self.locate(root, path)
     }
 
-    /// The machine path of `path` under `root`, refusing paths that could leave it. Capabilities
-    /// call this directly for the files they own (the pki capability for CA files).
-    pub fn locate(&self, root: &str, path: &str) -> Result<PathBuf, PhaseError> {
+    /// `path` under `root`, refusing paths that could leave it. Capabilities call this directly
+    /// for the files they own (the pki capability for CA files). What keeps an effect inside the
+    /// root is the root's handle ([`Root`]); the checks here give the phase its denial at once.
+    pub fn locate(&self, root: &str, path: &str) -> Result<RootedPath, PhaseError> {
         let Some(dir) = self.host.roots.get(root) else {
             return Err(PhaseError::Failed(format!(
                 "there is no fs root named {root:?}"
@@ -297,25 +345,21 @@ impl PhaseState {
                 format!("{root}:{path} (paths must stay inside their root)"),
             ));
         }
-        // A symlink could lead outside the root; the roots kubeforge writes hold none.
-        let mut current = dir.to_path_buf();
-        for component in relative.components() {
-            current.push(component);
-            if std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(self.deny("fs", format!("{root}:{path} (crosses a symbolic link)")));
-            }
-        }
-        // Roots nest (`manifests`, `pki` and `tmp` lie in `kubeconfig`'s /etc/kubernetes): a path
-        // under one root must not reach into another root inside it.
-        if let Some((nested, _)) = self.host.roots.dirs.iter().find(|(name, other)| {
-            name.as_str() != root
-                && other.as_path() != dir
-                && other.starts_with(dir)
-                && current.starts_with(other)
-        }) {
+        let relative: PathBuf = relative
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        if let Some(nested) = dir.nested_root_of(&relative) {
             return Err(self.deny("fs", format!("{root}:{path} (inside the {nested} root)")));
         }
-        Ok(current)
+        let located = dir.join(relative);
+        match located.check_links() {
+            Ok(()) => Ok(located),
+            Err(e) if e.downcast_ref::<LinkRefused>().is_some() => {
+                Err(self.deny("fs", format!("{root}:{path} (crosses a symbolic link)")))
+            }
+            Err(e) => Err(failed(e)),
+        }
     }
 }
 

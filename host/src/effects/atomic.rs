@@ -3,87 +3,108 @@
 //! written, and files are replaced in the order they were written, so a certificate never lands
 //! before its key.
 
-use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt as _};
 
-/// Create `dir` and its missing parents with `mode`.
-pub fn create_dir_all(dir: &Path, mode: u32) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(dir)
-        .with_context(|| format!("creating directory {}", dir.display()))
-}
+use crate::effects::rooted::{self, Root, RootedPath};
 
 /// One file to replace.
 pub struct FileWrite {
-    pub path: PathBuf,
+    pub target: RootedPath,
     pub contents: Vec<u8>,
     pub mode: u32,
 }
 
-/// Replace `path` with `contents` atomically, with permission bits `mode`.
+/// Replace the file at the machine path `path` atomically, with permission bits `mode`: for
+/// files the host keeps outside the roots (the lockfile beside its config, the component cache),
+/// written through a handle on their directory all the same.
 pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     write_files(&[FileWrite {
-        path: path.to_path_buf(),
+        target: Root::containing(path)?,
         contents: contents.to_vec(),
         mode,
     }])
 }
 
+/// A directory the batch writes into, opened once through its root's handle.
+struct TargetDir {
+    display: PathBuf,
+    dir: Dir,
+}
+
+/// A written, not yet renamed, temporary file.
+struct Staged {
+    dir: usize,
+    temporary: OsString,
+    name: OsString,
+    file: File,
+}
+
 /// Replace several files atomically each, paying for durability once: every temporary file is
 /// written first, all are fsynced together (the filesystem commits them in one journal
-/// transaction), then renamed in order, then each directory is fsynced.
+/// transaction), then renamed in order, then each directory is fsynced. Every step is relative
+/// to a directory handle walked from the file's root without following links, so a directory
+/// swapped for a link meanwhile cannot redirect a write.
 pub fn write_files(files: &[FileWrite]) -> Result<()> {
-    let mut temps = Vec::with_capacity(files.len());
-    let result = stage_all(files, &mut temps).and_then(|()| {
-        sync_all(&temps)?;
-        for (temp, file) in temps.iter().zip(files) {
-            fs::rename(temp, &file.path)
-                .with_context(|| format!("writing {}", file.path.display()))?;
+    let mut dirs: Vec<TargetDir> = Vec::new();
+    let mut staged: Vec<Staged> = Vec::with_capacity(files.len());
+    let result = stage_all(files, &mut dirs, &mut staged).and_then(|()| {
+        sync_all(&staged, files)?;
+        for (stage, file) in staged.iter().zip(files) {
+            let dir = &dirs[stage.dir].dir;
+            dir.rename(&stage.temporary, dir, &stage.name)
+                .with_context(|| format!("writing {}", file.target.display_path().display()))?;
         }
-        let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.path.parent()).collect();
-        for dir in dirs {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .with_context(|| format!("syncing directory {}", dir.display()))?;
-        }
-        Ok(())
+        dirs.iter()
+            .try_for_each(|dir| rooted::sync_dir(&dir.dir, &dir.display))
     });
     if result.is_err() {
-        for temp in &temps {
-            let _ = fs::remove_file(temp);
+        for stage in &staged {
+            let _ = dirs[stage.dir].dir.remove_file(&stage.temporary);
         }
     }
     result
 }
 
-fn stage_all(files: &[FileWrite], temps: &mut Vec<PathBuf>) -> Result<()> {
-    let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.path.parent()).collect();
-    for dir in dirs {
-        remove_stale_temporaries(dir);
-    }
+fn stage_all(
+    files: &[FileWrite],
+    dirs: &mut Vec<TargetDir>,
+    staged: &mut Vec<Staged>,
+) -> Result<()> {
     for file in files {
-        let dir = file
-            .path
-            .parent()
-            .with_context(|| format!("{} has no parent directory", file.path.display()))?;
-        if !dir.exists() {
-            create_dir_all(dir, 0o755)?;
-        }
-        let name = file
-            .path
-            .file_name()
-            .with_context(|| format!("{} has no file name", file.path.display()))?;
-        let temp = dir.join(temporary_name(&name.to_string_lossy()));
-        stage(&temp, &file.contents, file.mode)
-            .with_context(|| format!("writing {}", file.path.display()))?;
-        temps.push(temp);
+        let display = file.target.display_path();
+        let context = || format!("writing {}", display.display());
+        let parent = display.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let (index, name) = match dirs.iter().position(|d| d.display == parent) {
+            Some(index) => (index, file.target.file_name().with_context(context)?),
+            None => {
+                let Some((dir, name)) = file.target.parent(true).with_context(context)? else {
+                    return Err(anyhow!("its directory could not be created"))
+                        .with_context(context);
+                };
+                remove_stale_temporaries(&dir);
+                dirs.push(TargetDir {
+                    display: parent,
+                    dir,
+                });
+                (dirs.len() - 1, name)
+            }
+        };
+        let temporary = OsString::from(temporary_name(&name.to_string_lossy()));
+        let written =
+            stage(&dirs[index].dir, &temporary, &file.contents, file.mode).with_context(context)?;
+        staged.push(Staged {
+            dir: index,
+            temporary,
+            name,
+            file: written,
+        });
     }
     Ok(())
 }
@@ -101,16 +122,16 @@ const TEMPORARY_MARK: &str = "kubeforge-";
 
 /// Remove temporary files that a killed kubeforge left in `dir`: those whose writer process is
 /// gone. A live writer's files are left alone.
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
+fn remove_stale_temporaries(dir: &Dir) {
+    let Ok(entries) = dir.entries() else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let writer = name
+        let Some(text) = name.to_str() else { continue };
+        let writer = text
             .strip_suffix(".tmp")
-            .filter(|_| name.starts_with('.'))
+            .filter(|_| text.starts_with('.'))
             .and_then(|rest| rest.rsplit_once(TEMPORARY_MARK))
             .and_then(|(_, id)| id.split_once('-'))
             .and_then(|(pid, _)| pid.parse::<u32>().ok());
@@ -118,34 +139,40 @@ fn remove_stale_temporaries(dir: &Path) {
             && pid != std::process::id()
             && !Path::new("/proc").join(pid.to_string()).exists()
         {
-            let _ = fs::remove_file(entry.path());
+            let _ = dir.remove_file(&name);
         }
     }
 }
 
-fn stage(temp: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(temp)?;
+/// Write a new temporary file `temporary` in `dir` (never an existing file, never through a
+/// link: `O_CREAT | O_EXCL`).
+fn stage(dir: &Dir, temporary: &OsStr, contents: &[u8], mode: u32) -> std::io::Result<File> {
+    let mut file = dir
+        .open_with(
+            temporary,
+            OpenOptions::new().write(true).create_new(true).mode(mode),
+        )?
+        .into_std();
     file.write_all(contents)?;
     // The umask may have narrowed `mode`; kubeadm's modes are exact.
-    file.set_permissions(fs::Permissions::from_mode(mode))
+    file.set_permissions(Permissions::from_mode(mode))?;
+    Ok(file)
 }
 
-/// fsync every file, a few at a time in parallel so their flushes share journal commits.
-fn sync_all(paths: &[PathBuf]) -> Result<()> {
+/// fsync every staged file, a few at a time in parallel so their flushes share journal commits.
+fn sync_all(staged: &[Staged], files: &[FileWrite]) -> Result<()> {
     const PARALLEL: usize = 8;
+    let chunk = staged.len().div_ceil(PARALLEL).max(1);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = paths
-            .chunks(paths.len().div_ceil(PARALLEL).max(1))
-            .map(|chunk| {
+        let workers: Vec<_> = staged
+            .chunks(chunk)
+            .zip(files.chunks(chunk))
+            .map(|(stages, files)| {
                 scope.spawn(move || -> Result<()> {
-                    for path in chunk {
-                        File::open(path)
-                            .and_then(|f| f.sync_all())
-                            .with_context(|| format!("syncing {}", path.display()))?;
+                    for (stage, file) in stages.iter().zip(files) {
+                        stage.file.sync_all().with_context(|| {
+                            format!("syncing {}", file.target.display_path().display())
+                        })?;
                     }
                     Ok(())
                 })
@@ -161,6 +188,8 @@ fn sync_all(paths: &[PathBuf]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -201,12 +230,12 @@ mod tests {
         fs::write(&blocker, b"").unwrap();
         let files = [
             FileWrite {
-                path: dir.path().join("ok.crt"),
+                target: Root::containing(&dir.path().join("ok.crt")).unwrap(),
                 contents: b"x".to_vec(),
                 mode: 0o644,
             },
             FileWrite {
-                path: blocker.join("x.crt"),
+                target: Root::containing(&blocker.join("x.crt")).unwrap(),
                 contents: b"y".to_vec(),
                 mode: 0o644,
             },

@@ -2,9 +2,9 @@
 //! an auditor) can see what each phase did and what it was refused. Never holds secrets: a
 //! record names files and objects, not their contents.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,7 +13,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::effects::atomic;
+use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::OpenOptions;
+
+use crate::effects::RootedPath;
 
 /// Which phase and component an effect comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +51,7 @@ struct Record<'a> {
 
 /// An append-only JSON-lines file.
 pub struct Journal {
-    path: PathBuf,
+    target: RootedPath,
     file: Mutex<Option<File>>,
 }
 
@@ -63,32 +66,42 @@ pub struct Entry<'a> {
 }
 
 impl Journal {
-    /// A journal at `path`, created on the first entry, so a command refused before it does
+    /// A journal at `target`, created on the first entry, so a command refused before it does
     /// anything leaves nothing behind.
-    pub fn new(path: &Path) -> Self {
+    pub fn new(target: RootedPath) -> Self {
         Self {
-            path: path.to_path_buf(),
+            target,
             file: Mutex::new(None),
         }
     }
 
     fn open(&self) -> Result<File> {
+        let context = || format!("opening the journal {}", self.path().display());
         // The journal's directory (kubeadm's /etc/kubernetes/tmp) is private; its parents are not.
-        if let Some(dir) = self.path.parent().filter(|dir| !dir.exists()) {
-            if let Some(parent) = dir.parent() {
-                atomic::create_dir_all(parent, 0o755)?;
-            }
-            atomic::create_dir_all(dir, 0o700)?;
-        }
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .with_context(|| format!("opening the journal {}", self.path.display()))
+        self.target
+            .root()
+            .join("")
+            .create_dir_all(0o700)
+            .with_context(context)?;
+        let (dir, name) = self
+            .target
+            .parent(true)
+            .with_context(context)?
+            .with_context(context)?;
+        Ok(dir
+            .open_with(
+                &name,
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .follow(FollowSymlinks::No),
+            )
+            .with_context(context)?
+            .into_std())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        self.target.display_path()
     }
 
     /// Append one entry. A journal that cannot be written is reported, not fatal: the effect
@@ -123,7 +136,7 @@ impl Journal {
             return;
         };
         if let Err(e) = file.write_all(line.as_bytes()) {
-            tracing::warn!(journal = %self.path.display(), "could not append to the journal: {e}");
+            tracing::warn!(journal = %self.path().display(), "could not append to the journal: {e}");
         }
     }
 }
@@ -136,7 +149,7 @@ mod tests {
     fn appends_one_json_line_per_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tmp/journal.jsonl");
-        let journal = Journal::new(&path);
+        let journal = Journal::new(crate::effects::Root::containing(&path).unwrap());
         let origin = Origin {
             phase: "certs".into(),
             component: "sha256:ab".into(),

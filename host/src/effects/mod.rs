@@ -9,16 +9,17 @@
 pub mod atomic;
 pub mod journal;
 mod plan;
+pub mod rooted;
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use atomic::FileWrite;
 pub use journal::{Entry, Journal, Origin, Outcome};
 pub use plan::{FileKind, Plan};
+pub use rooted::{LinkRefused, Root, RootedPath};
 
 /// Performs or records effects.
 pub struct Effects {
@@ -79,37 +80,33 @@ impl Effects {
     }
 
     /// The file's contents as this run sees them, or `None` if it does not exist.
-    pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+    pub fn read(&self, path: &RootedPath) -> Result<Option<Vec<u8>>> {
         if let Some(plan) = &self.plan
-            && let Some(planned) = plan.lock().expect("plan lock").lookup(path)
+            && let Some(planned) = plan.lock().expect("plan lock").lookup(&path.display_path())
         {
             return Ok(planned.map(|file| file.contents.clone()));
         }
         if let Some(staged) = self.staged_contents(path) {
             return Ok(Some(staged));
         }
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        path.read()
     }
 
     /// Whether `path` exists as this run sees it.
-    pub fn exists(&self, path: &Path) -> Result<bool> {
+    pub fn exists(&self, path: &RootedPath) -> Result<bool> {
         if let Some(plan) = &self.plan
-            && let Some(planned) = plan.lock().expect("plan lock").lookup(path)
+            && let Some(planned) = plan.lock().expect("plan lock").lookup(&path.display_path())
         {
             return Ok(planned.is_some());
         }
-        Ok(self.staged_contents(path).is_some() || path.exists())
+        Ok(self.staged_contents(path).is_some() || path.exists()?)
     }
 
     /// Write `contents` to `path` with permission bits `mode`.
     pub fn write(
         &self,
         origin: &Origin,
-        path: &Path,
+        path: &RootedPath,
         contents: Vec<u8>,
         mode: u32,
         kind: FileKind,
@@ -118,7 +115,7 @@ impl Effects {
             Some(plan) => {
                 plan.lock().expect("plan lock").record_write(
                     &origin.phase,
-                    path.to_path_buf(),
+                    path.display_path(),
                     contents,
                     mode,
                     kind,
@@ -130,7 +127,7 @@ impl Effects {
                 staged.push((
                     origin.clone(),
                     FileWrite {
-                        path: path.to_path_buf(),
+                        target: path.clone(),
                         contents,
                         mode,
                     },
@@ -162,7 +159,7 @@ impl Effects {
                     Entry {
                         capability: "fs",
                         operation: "write",
-                        target: &write.path.display().to_string(),
+                        target: &write.target.display_path().display().to_string(),
                         outcome: if result.is_ok() {
                             Outcome::Ok
                         } else {
@@ -177,48 +174,46 @@ impl Effects {
         result
     }
 
-    fn staged_contents(&self, path: &Path) -> Option<Vec<u8>> {
+    fn staged_contents(&self, path: &RootedPath) -> Option<Vec<u8>> {
         let staged = self.staged.lock().expect("staged lock");
         staged
             .iter()
             .rev()
-            .find(|(_, write)| write.path == path)
+            .find(|(_, write)| write.target == *path)
             .map(|(_, write)| write.contents.clone())
     }
 
     /// Create a directory and its parents.
-    pub fn create_dir(&self, origin: &Origin, path: &Path, mode: u32) -> Result<()> {
+    pub fn create_dir(&self, origin: &Origin, path: &RootedPath, mode: u32) -> Result<()> {
         match &self.plan {
             Some(plan) => {
-                if !path.is_dir() {
+                if !path.is_dir()? {
                     plan.lock().expect("plan lock").record_dir(
                         &origin.phase,
-                        path.to_path_buf(),
+                        path.display_path(),
                         mode,
                     );
                 }
                 Ok(())
             }
-            None => self.journaled(origin, "create-dir", path, || {
-                atomic::create_dir_all(path, mode)
-            }),
+            None => self.journaled(origin, "create-dir", path, || path.create_dir_all(mode)),
         }
     }
 
     /// Remove a file; `false` if it did not exist.
-    pub fn remove(&self, origin: &Origin, path: &Path) -> Result<bool> {
+    pub fn remove(&self, origin: &Origin, path: &RootedPath) -> Result<bool> {
         let existed = self.read(path)?.is_some();
         match &self.plan {
             Some(plan) if existed => {
                 plan.lock()
                     .expect("plan lock")
-                    .record_removal(&origin.phase, path.to_path_buf());
+                    .record_removal(&origin.phase, path.display_path());
             }
             Some(_) => {}
             None if existed => self.journaled(origin, "remove", path, || {
                 // What was written before must land before this removal.
                 self.commit()?;
-                std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
+                path.remove_file()
             })?,
             None => {}
         }
@@ -246,7 +241,7 @@ impl Effects {
         &self,
         origin: &Origin,
         operation: &str,
-        path: &Path,
+        path: &RootedPath,
         effect: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         let started = Instant::now();
@@ -258,7 +253,7 @@ impl Effects {
                 Entry {
                     capability: "fs",
                     operation,
-                    target: &path.display().to_string(),
+                    target: &path.display_path().display().to_string(),
                     outcome: if result.is_ok() {
                         Outcome::Ok
                     } else {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capabilities::Grant;
 use crate::config::profile::GrantSpec;
-use crate::effects::atomic;
+use crate::effects::{Root, atomic};
 use crate::runtime::bindings::CapabilityRequest;
 
 pub const LOCK_API_VERSION: &str = "kubeforge.dev/v1alpha1";
@@ -49,11 +49,11 @@ impl Lockfile {
 
     /// The lockfile at `path`, or none if there is none.
     pub fn read(path: &Path) -> Result<Option<Self>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        let Some(bytes) = Root::containing(path)?.read()? else {
+            return Ok(None);
         };
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
         let lock: Lockfile = serde_saphyr::from_str(&text).with_context(|| {
             format!(
                 "{} is not a kubeforge lockfile; remove it and run `kubeforge component lock` again",

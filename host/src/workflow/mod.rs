@@ -17,7 +17,7 @@ use crate::capabilities::node::ServiceManager;
 use crate::capabilities::pki::seal::CertificateKey;
 use crate::capabilities::{Grant, HostContext, PhaseState, Roots};
 use crate::config::profile::{GrantSpec, PhaseConfiguration};
-use crate::effects::{Effects, Journal, Origin, Plan};
+use crate::effects::{Effects, Journal, Origin, Plan, Root};
 use crate::runtime::bindings::{PhaseContext, PhaseError, PhaseInfo};
 use crate::runtime::{Limits, LoadedPhase, RunError, Runtime};
 use kubeforge_api::EffectiveConfig;
@@ -96,6 +96,9 @@ pub const CERTIFICATE_KEY_OUTPUT: &str = "certificate-key";
 /// passes `--hostname-override` only when the node name differs from it).
 pub const HOSTNAME_OUTPUT: &str = "hostname";
 
+/// The journal's name in the `tmp` root when `--journal` does not name one.
+const JOURNAL_FILE: &str = "kubeforge-journal.jsonl";
+
 /// Where a run reads and writes, and how.
 pub struct RunOptions {
     /// `--root`: every node path is taken under it.
@@ -129,36 +132,42 @@ pub struct Runner {
 /// The logical fs roots for `config`, under `root`.
 fn roots(config: &EffectiveConfig, host: &Path) -> Roots {
     let node = |path: &str| host.join(path.trim_start_matches('/'));
-    let mut roots = Roots::default();
-    roots.insert("pki", node(config.certificates_dir()));
-    roots.insert("kubeconfig", node("/etc/kubernetes"));
-    roots.insert("manifests", node("/etc/kubernetes/manifests"));
-    roots.insert("kubelet", node("/var/lib/kubelet"));
-    roots.insert("tmp", node("/etc/kubernetes/tmp"));
+    let mut dirs = vec![
+        ("pki", node(config.certificates_dir())),
+        ("kubeconfig", node("/etc/kubernetes")),
+        ("manifests", node("/etc/kubernetes/manifests")),
+        ("kubelet", node("/var/lib/kubelet")),
+        ("tmp", node("/etc/kubernetes/tmp")),
+    ];
     if let Some(local) = &config.cluster.etcd.local {
-        roots.insert(
+        dirs.push((
             "etcd-data",
             node(local.data_dir.as_deref().unwrap_or("/var/lib/etcd")),
-        );
+        ));
     }
-    roots
+    Roots::new(dirs)
 }
 
 impl Runner {
     pub fn new(options: RunOptions, config: EffectiveConfig) -> Result<Self> {
         let runtime = Runtime::new(options.cache_dir)?;
+        let roots = roots(&config, &options.root);
+        roots.open_existing()?;
+        let effects = if options.dry_run {
+            Effects::plan()
+        } else {
+            let journal = match options.journal {
+                Some(path) => Root::containing(&path)?,
+                None => roots
+                    .get("tmp")
+                    .expect("the tmp root is always there")
+                    .join(JOURNAL_FILE),
+            };
+            Effects::apply(Some(Journal::new(journal)))
+        };
         let host = Arc::new(HostContext {
-            roots: roots(&config, &options.root),
-            effects: if options.dry_run {
-                Effects::plan()
-            } else {
-                let path = options.journal.unwrap_or_else(|| {
-                    options
-                        .root
-                        .join("etc/kubernetes/tmp/kubeforge-journal.jsonl")
-                });
-                Effects::apply(Some(Journal::new(&path)))
-            },
+            roots,
+            effects,
             node_root: options.root,
             started: SystemTime::now(),
             kube: match config

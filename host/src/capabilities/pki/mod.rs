@@ -6,14 +6,13 @@ pub mod keys;
 pub mod kubeconfig;
 pub mod seal;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::KeyPair;
 use wasmtime::component::Resource;
 
 use crate::capabilities::{Access, PhaseState, failed};
-use crate::effects::{Effects, FileKind};
+use crate::effects::{Effects, FileKind, RootedPath};
 use crate::runtime::bindings::PhaseError;
 use crate::runtime::bindings::kubeforge::phase::pki::{
     CertificateInfo, CertificateSpec, Host, HostAuthority, HostPrivateKey, KeyAlgorithm,
@@ -49,7 +48,7 @@ fn is_ca_certificate(contents: &[u8]) -> bool {
 
 /// Refuse to replace a CA certificate, a CA key, or any file holding a private key through a
 /// path that is not meant for it: a CA is never overwritten.
-pub fn refuse_clobbering(effects: &Effects, path: &Path) -> Result<(), PhaseError> {
+pub fn refuse_clobbering(effects: &Effects, path: &RootedPath) -> Result<(), PhaseError> {
     let existing = effects.read(path).map_err(failed)?;
     let Some(existing) = existing else {
         return Ok(());
@@ -71,7 +70,10 @@ pub fn refuse_clobbering(effects: &Effects, path: &Path) -> Result<(), PhaseErro
 }
 
 /// The CA certificate beside `path` if `path` is that CA's key (`X.key` next to a CA `X.crt`).
-fn ca_certificate_of_key(effects: &Effects, path: &Path) -> Result<Option<PathBuf>, PhaseError> {
+fn ca_certificate_of_key(
+    effects: &Effects,
+    path: &RootedPath,
+) -> Result<Option<RootedPath>, PhaseError> {
     if path.extension().is_none_or(|e| e != "key") {
         return Ok(None);
     }
@@ -85,11 +87,11 @@ fn ca_certificate_of_key(effects: &Effects, path: &Path) -> Result<Option<PathBu
 
 impl PhaseState {
     /// A CA file: the pki grant (sign or create with that CA) covers it, not the fs grant.
-    fn ca_file(&self, relative: &str) -> Result<PathBuf, PhaseError> {
+    fn ca_file(&self, relative: &str) -> Result<RootedPath, PhaseError> {
         self.locate("pki", relative)
     }
 
-    fn read_key(&self, path: &Path) -> Result<Option<KeyPair>, PhaseError> {
+    fn read_key(&self, path: &RootedPath) -> Result<Option<KeyPair>, PhaseError> {
         let Some(bytes) = self.host.effects.read(path).map_err(failed)? else {
             return Ok(None);
         };
@@ -104,7 +106,7 @@ impl PhaseState {
         })
     }
 
-    fn write_key(&self, path: &Path, key: &KeyPair) -> Result<(), PhaseError> {
+    fn write_key(&self, path: &RootedPath, key: &KeyPair) -> Result<(), PhaseError> {
         let pem = keys::to_pem(key).map_err(failed)?;
         self.host
             .effects
