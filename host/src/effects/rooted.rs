@@ -239,12 +239,20 @@ impl Root {
         }
     }
 
-    /// The error for a failed open of `name` in `dir`: [`LinkRefused`] if it is a link.
+    /// The error for a failed open of `name` in `dir`: [`LinkRefused`] if it is a link. A
+    /// directory handle is opened `O_PATH | O_NOFOLLOW | O_DIRECTORY`, which answers a link with
+    /// `ENOTDIR` (a file gets `ELOOP` from `O_NOFOLLOW`); `ENOTDIR` for what is a directory, or
+    /// nothing, when looked at again means a link stood there a moment before.
     fn refusal(&self, dir: &Dir, name: &OsStr, at: &Path, error: std::io::Error) -> anyhow::Error {
-        let is_link = error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
-            || dir
-                .symlink_metadata(name)
-                .is_ok_and(|meta| meta.file_type().is_symlink());
+        let now = dir.symlink_metadata(name).ok().map(|meta| meta.file_type());
+        let is_link = match error
+            .raw_os_error()
+            .map(rustix::io::Errno::from_raw_os_error)
+        {
+            Some(rustix::io::Errno::LOOP) => true,
+            Some(rustix::io::Errno::NOTDIR) => now.is_none_or(|t| t.is_symlink() || t.is_dir()),
+            _ => now.is_some_and(|t| t.is_symlink()),
+        };
         if is_link {
             anyhow::Error::new(LinkRefused {
                 root: self.name.clone(),
