@@ -8,28 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// (leaf, its CA) for every certificate kubeadm issues from a CA.
-const PAIRS: &[(&str, &str)] = &[
-    ("apiserver", "ca"),
-    ("apiserver-kubelet-client", "ca"),
-    ("front-proxy-client", "front-proxy-ca"),
-    ("etcd/server", "etcd/ca"),
-    ("etcd/peer", "etcd/ca"),
-    ("etcd/healthcheck-client", "etcd/ca"),
-    ("apiserver-etcd-client", "etcd/ca"),
-];
-
-const CAS: &[&str] = &["ca", "front-proxy-ca", "etcd/ca"];
-
 fn assert_consistent(root: &std::path::Path, what: &str) {
-    let pki = root.join("etc/kubernetes/pki");
-    for ca in CAS {
-        assert_consistent_pair(&pki, ca, ca, Algorithm::Rsa2048);
-    }
-    for (leaf, ca) in PAIRS {
-        assert_consistent_pair(&pki, leaf, ca, Algorithm::Rsa2048);
-    }
-    assert_sa_pair(&pki, Algorithm::Rsa2048);
+    assert_consistent_pki(&root.join("etc/kubernetes/pki"), Algorithm::Rsa2048);
     let leftovers: Vec<_> = walk(root)
         .into_iter()
         .filter(|path| {

@@ -143,22 +143,7 @@ fn race(swapped: &str, description: &str) {
 
         phase(&root, "certs", "all", &config, &[]).assert_success(&format!("{what}: the rerun"));
         assert_nothing_outside(&outside, &what);
-        let pki = root.join("etc/kubernetes/pki");
-        for ca in ["ca", "front-proxy-ca", "etcd/ca"] {
-            assert_consistent_pair(&pki, ca, ca, Algorithm::EcdsaP256);
-        }
-        for (leaf, ca) in [
-            ("apiserver", "ca"),
-            ("apiserver-kubelet-client", "ca"),
-            ("front-proxy-client", "front-proxy-ca"),
-            ("etcd/server", "etcd/ca"),
-            ("etcd/peer", "etcd/ca"),
-            ("etcd/healthcheck-client", "etcd/ca"),
-            ("apiserver-etcd-client", "etcd/ca"),
-        ] {
-            assert_consistent_pair(&pki, leaf, ca, Algorithm::EcdsaP256);
-        }
-        assert_sa_pair(&pki, Algorithm::EcdsaP256);
+        assert_consistent_pki(&root.join("etc/kubernetes/pki"), Algorithm::EcdsaP256);
     }
     eprintln!(
         "{description}: {rounds} rounds, {swaps} swaps; {completed} runs completed, {refused} refused a link"

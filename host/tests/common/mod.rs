@@ -944,6 +944,32 @@ pub fn assert_sa_pair(pki: &Path, algorithm: Algorithm) {
 }
 
 /// Check a leaf against its CA file for consistency only: issuer, signature, key match.
+/// (leaf, its CA) for every certificate kubeadm issues from a CA.
+pub const ISSUED_CERTIFICATES: &[(&str, &str)] = &[
+    ("apiserver", "ca"),
+    ("apiserver-kubelet-client", "ca"),
+    ("front-proxy-client", "front-proxy-ca"),
+    ("etcd/server", "etcd/ca"),
+    ("etcd/peer", "etcd/ca"),
+    ("etcd/healthcheck-client", "etcd/ca"),
+    ("apiserver-etcd-client", "etcd/ca"),
+];
+
+/// kubeadm's three CAs.
+pub const CAS: &[&str] = &["ca", "front-proxy-ca", "etcd/ca"];
+
+/// The whole PKI under `pki` is consistent: each CA self-signed, each certificate signed by its
+/// CA with the key beside it, the service-account pair matching.
+pub fn assert_consistent_pki(pki: &Path, algorithm: Algorithm) {
+    for ca in CAS {
+        assert_consistent_pair(pki, ca, ca, algorithm);
+    }
+    for (leaf, ca) in ISSUED_CERTIFICATES {
+        assert_consistent_pair(pki, leaf, ca, algorithm);
+    }
+    assert_sa_pair(pki, algorithm);
+}
+
 pub fn assert_consistent_pair(pki: &Path, name: &str, issuer: &str, algorithm: Algorithm) {
     let cert_text = read(&pki.join(format!("{name}.crt")));
     let issuer_text = read(&pki.join(format!("{issuer}.crt")));
