@@ -5,5 +5,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod effects;
+#[cfg(test)]
+pub(crate) mod fuzzing;
 pub mod runtime;
 pub mod workflow;

@@ -21,7 +21,7 @@ use kube::api::{
     WatchParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::{ApiResource, GroupVersion, GroupVersionKind};
+use kube::core::{ApiResource, GroupVersion, GroupVersionKind, TypeMeta};
 use kube::discovery::{Scope, pinned_group};
 use kube::{Client, Config};
 use tokio::sync::OnceCell;
@@ -681,37 +681,72 @@ fn live(host: &HostContext) -> Option<&Client> {
     }
 }
 
+/// The values aliases may repeat in one manifest. A YAML parse holds ~0.7 KiB per value while
+/// aliases expand, and the parser's own limit (250 000 values) let a 378-byte manifest hold
+/// 75 MiB; written-out manifests (a CRD of thousands of values) are bounded by their size.
+const MAX_MANIFEST_ALIAS_EVENTS: usize = 10_000;
+
+/// A manifest a phase hands to `apply`, read.
+struct Manifest {
+    /// As written, for the plan and for reads in a dry run.
+    value: serde_json::Value,
+    object: DynamicObject,
+    types: TypeMeta,
+    name: String,
+}
+
+/// Reads the manifest a phase hands to `apply`: YAML or JSON, one Kubernetes object with
+/// apiVersion, kind and name.
+fn read_manifest(manifest: &str) -> Result<Manifest, PhaseError> {
+    if manifest.len() > MAX_MANIFEST {
+        return Err(PhaseError::Failed(format!(
+            "kube apply: the manifest is {} bytes, more than the {MAX_MANIFEST} allowed",
+            manifest.len()
+        )));
+    }
+    let mut options = serde_saphyr::Options::default();
+    options.alias_limits.max_total_replayed_events = MAX_MANIFEST_ALIAS_EVENTS;
+    let value: serde_json::Value =
+        serde_saphyr::from_str_with_options(manifest, options).map_err(|e| {
+            PhaseError::Failed(format!("kube apply: the manifest is not YAML or JSON: {e}"))
+        })?;
+    let object: DynamicObject = serde_json::from_value(value.clone()).map_err(|e| {
+        PhaseError::Failed(format!(
+            "kube apply: the manifest is not a Kubernetes object: {e}"
+        ))
+    })?;
+    let (Some(types), Some(name)) = (object.types.clone(), object.metadata.name.clone()) else {
+        return Err(PhaseError::InvalidConfig(
+            crate::runtime::bindings::FieldError {
+                field: "apiVersion, kind, metadata.name".into(),
+                reason: "kube apply: the manifest must have all three".into(),
+            },
+        ));
+    };
+    Ok(Manifest {
+        value,
+        object,
+        types,
+        name,
+    })
+}
+
+/// An object or patch as the plan shows it: YAML, Secret values withheld.
+fn plan_yaml(object: &serde_json::Value) -> String {
+    serde_saphyr::to_string(&withhold_secrets(object.clone()))
+        .unwrap_or_else(|e| format!("(cannot render: {e})"))
+}
+
 impl Host for PhaseState {
     async fn apply(&mut self, manifest: String) -> wasmtime::Result<Result<String, PhaseError>> {
-        if manifest.len() > MAX_MANIFEST {
-            return Ok(Err(PhaseError::Failed(format!(
-                "kube apply: the manifest is {} bytes, more than the {MAX_MANIFEST} allowed",
-                manifest.len()
-            ))));
-        }
-        let value: serde_json::Value = match serde_saphyr::from_str(&manifest) {
-            Ok(value) => value,
-            Err(e) => {
-                return Ok(Err(PhaseError::Failed(format!(
-                    "kube apply: the manifest is not YAML or JSON: {e}"
-                ))));
-            }
-        };
-        let object: DynamicObject = match serde_json::from_value(value.clone()) {
-            Ok(object) => object,
-            Err(e) => {
-                return Ok(Err(PhaseError::Failed(format!(
-                    "kube apply: the manifest is not a Kubernetes object: {e}"
-                ))));
-            }
-        };
-        let (Some(types), Some(name)) = (object.types.clone(), object.metadata.name.clone()) else {
-            return Ok(Err(PhaseError::InvalidConfig(
-                crate::runtime::bindings::FieldError {
-                    field: "apiVersion, kind, metadata.name".into(),
-                    reason: "kube apply: the manifest must have all three".into(),
-                },
-            )));
+        let Manifest {
+            value,
+            object,
+            types,
+            name,
+        } = match read_manifest(&manifest) {
+            Ok(manifest) => manifest,
+            Err(e) => return Ok(Err(e)),
         };
         let gvk = gvk(&types.api_version, &types.kind);
         let namespace = object.metadata.namespace.clone();
@@ -737,10 +772,12 @@ impl Host for PhaseState {
             return Ok(Err(e));
         }
         if host.effects.is_dry_run() {
-            let yaml = serde_saphyr::to_string(&withhold_secrets(value.clone()))
-                .unwrap_or_else(|e| format!("(cannot render: {e})"));
-            host.effects
-                .plan_api_object(&self.origin.phase, "apply", &what, Some(yaml));
+            host.effects.plan_api_object(
+                &self.origin.phase,
+                "apply",
+                &what,
+                Some(plan_yaml(&value)),
+            );
             host.kube
                 .planned
                 .lock()
@@ -856,10 +893,12 @@ impl Host for PhaseState {
             };
             let mut patched: serde_json::Value = serde_json::from_str(&current).unwrap_or_default();
             json_merge(&mut patched, &merge);
-            let yaml = serde_saphyr::to_string(&withhold_secrets(merge.clone()))
-                .unwrap_or_else(|e| format!("(cannot render: {e})"));
-            host.effects
-                .plan_api_object(&self.origin.phase, "patch", &what, Some(yaml));
+            host.effects.plan_api_object(
+                &self.origin.phase,
+                "patch",
+                &what,
+                Some(plan_yaml(&merge)),
+            );
             let result = patched.to_string();
             host.kube
                 .planned
@@ -1105,5 +1144,121 @@ mod tests {
             gvk("rbac.authorization.k8s.io/v1", "Role"),
             GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "Role")
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fuzzing::{alias_bomb, fuzz, json_value, odd_text};
+
+    /// An object a phase may apply: plausible type fields and metadata, or anything in their
+    /// place, any data.
+    fn object() -> impl Strategy<Value = Value> {
+        let api_version = prop_oneof![
+            select(vec![
+                "v1",
+                "apps/v1",
+                "rbac.authorization.k8s.io/v1",
+                "/",
+                "a/b/c"
+            ])
+            .prop_map(Value::from),
+            json_value(),
+        ];
+        let kind = prop_oneof![
+            select(vec![
+                "ConfigMap",
+                "Secret",
+                "Deployment",
+                "ClusterRoleBinding"
+            ])
+            .prop_map(Value::from),
+            json_value(),
+        ];
+        let metadata = prop_oneof![
+            (odd_text(), prop::option::of(odd_text()))
+                .prop_map(|(name, namespace)| json!({"name": name, "namespace": namespace})),
+            json_value(),
+        ];
+        (api_version, kind, metadata, json_value()).prop_map(
+            |(api_version, kind, metadata, data)| {
+                json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "data": data})
+            },
+        )
+    }
+
+    /// Manifest text: an object as YAML or JSON, a ConfigMap whose data is an alias bomb, or
+    /// any text.
+    fn manifest() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (object(), any::<bool>()).prop_map(|(object, as_yaml)| if as_yaml {
+                kubeforge_api::yaml::to_string(&object)
+            } else {
+                object.to_string()
+            }),
+            1 => (2..12usize, 1..10usize).prop_map(|(fanout, levels)| format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n{}",
+                alias_bomb(fanout, levels)
+            )),
+            1 => odd_text(),
+        ]
+    }
+
+    fn explains(error: &PhaseError) -> bool {
+        match error {
+            PhaseError::InvalidConfig(field) => !field.field.is_empty() && !field.reason.is_empty(),
+            PhaseError::Failed(why) | PhaseError::Conflict(why) => !why.is_empty(),
+            PhaseError::Denied(denial) => !denial.target.is_empty(),
+        }
+    }
+
+    /// Found by `apply_manifest`: a ConfigMap of 5^7 nested aliases (328 bytes) held 76 MiB
+    /// while it expanded.
+    #[test]
+    fn manifest_alias_bomb_is_refused() {
+        let manifest = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n{}",
+            alias_bomb(5, 7)
+        );
+        let Err(PhaseError::Failed(why)) = read_manifest(&manifest) else {
+            panic!("the bomb was read");
+        };
+        assert!(why.contains("alias"), "{why}");
+    }
+
+    #[test]
+    fn apply_manifest() {
+        fuzz(manifest(), |text| match read_manifest(&text) {
+            Ok(manifest) => {
+                gvk(&manifest.types.api_version, &manifest.types.kind);
+                plan_yaml(&manifest.value);
+                // What server-side apply sends.
+                serde_json::to_vec(&manifest.object).expect("a read object serializes");
+            }
+            Err(error) => assert!(explains(&error), "{error:?}"),
+        });
+    }
+
+    #[test]
+    fn patch() {
+        let patch_text = prop_oneof![
+            3 => json_value().prop_map(|patch| patch.to_string()),
+            1 => (1..300usize).prop_map(|depth| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth))),
+            1 => odd_text(),
+        ];
+        fuzz((object(), patch_text), |(mut current, patch)| {
+            // As a dry run's `patch` does, on the object the plan holds.
+            let Ok(merge) = serde_json::from_str::<Value>(&patch) else {
+                return;
+            };
+            json_merge(&mut current, &merge);
+            plan_yaml(&merge);
+            current.to_string();
+        });
     }
 }

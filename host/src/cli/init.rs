@@ -221,3 +221,101 @@ fn run_workflow(
     }
     result
 }
+
+#[cfg(test)]
+mod fuzz {
+    use clap::{CommandFactory, Parser};
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::super::{Cli, Command};
+    use super::*;
+    use crate::fuzzing::{fuzz, odd_text};
+
+    /// Every word of `kubeforge init`'s command line: its flags (read from the parser, so a new
+    /// flag is fuzzed too), the global ones, the subcommands and the phase names.
+    fn command_words(config_file: &str) -> Vec<String> {
+        let cli = Cli::command();
+        let init = cli.find_subcommand("init").expect("an init command");
+        let flags = cli.get_arguments().chain(init.get_arguments());
+        let mut words: Vec<String> = flags
+            .flat_map(|arg| {
+                let long = arg.get_long().map(|long| format!("--{long}"));
+                let short = arg.get_short().map(|short| format!("-{short}"));
+                long.into_iter().chain(short)
+            })
+            .collect();
+        words.extend(
+            [
+                "init",
+                "phase",
+                "all",
+                "component",
+                "config",
+                "version",
+                "--",
+                "-",
+                "-vv",
+                "--help",
+            ]
+            .map(String::from),
+        );
+        words.extend(
+            tree::stock_slots()
+                .iter()
+                .flat_map(|slot| slot.name.split('/').map(String::from).collect::<Vec<_>>()),
+        );
+        words.push(format!("--config={config_file}"));
+        words
+    }
+
+    #[test]
+    fn command_line() {
+        let dir = tempfile::tempdir().expect("a scratch directory");
+        let config_file = dir.path().join("kubeadm.yaml");
+        std::fs::write(
+            &config_file,
+            include_str!("../../tests/configs/every-kind.yaml"),
+        )
+        .expect("writing the config file");
+        let words = command_words(&config_file.display().to_string());
+        let word = prop_oneof![
+            3 => select(words.clone()),
+            2 => odd_text(),
+            1 => (select(words), odd_text()).prop_map(|(flag, value)| format!("{flag}={value}")),
+        ];
+        let argv = (
+            prop::bool::weighted(0.8),
+            prop::collection::vec(word, 0..12),
+        );
+        fuzz(argv, |(init, words)| {
+            let argv = ["kubeforge"]
+                .into_iter()
+                .chain(init.then_some("init"))
+                .map(String::from)
+                .chain(words);
+            let command = match Cli::try_parse_from(argv) {
+                Ok(cli) => cli.command,
+                Err(error) => {
+                    assert!(!error.to_string().is_empty());
+                    return;
+                }
+            };
+            let Command::Init(command) = command else {
+                return;
+            };
+            let flags = match &command.subcommand {
+                None => &command.flags,
+                Some(InitSubcommand::Phase(phase)) => &phase.flags,
+            };
+            // What `run_workflow` does first.
+            match config::load_init(flags.config.as_deref(), &flags.to_flags()) {
+                Ok(loaded) => {
+                    serde_json::to_string(&loaded.effective).expect("the effective config is JSON");
+                }
+                Err(error) => assert!(!error.to_string().is_empty()),
+            }
+        });
+        drop(dir);
+    }
+}

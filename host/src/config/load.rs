@@ -1,6 +1,8 @@
 //! Reading a `--config` file: multi-document YAML, dispatched on `apiVersion` + `kind`.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::rc::Rc;
 
 use kubeforge_api::v1beta4::{
     ClusterConfiguration, ClusterConfigurationKind, GROUP_VERSION, InitConfiguration,
@@ -15,6 +17,14 @@ const KUBEADM_GROUP: &str = "kubeadm.k8s.io";
 const KUBELET_CONFIG_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
 const KUBE_PROXY_CONFIG_VERSION: &str = "kubeproxy.config.k8s.io/v1alpha1";
 const PHASE_CONFIG_VERSION: &str = "kubeforge.dev/v1alpha1";
+
+/// The YAML values one config file may hold, all its documents together, an alias counting as
+/// the values it repeats. A kubeadm config file with every kind written out in full has a few
+/// hundred. The parser's own budget is 250 000 values per document, and an alias bomb of a few
+/// hundred bytes within it holds about 1 KiB per value while it expands (345 bytes, 78 125
+/// values: 76 MiB); kinds that `init` ignores can repeat, so a file of such documents cost
+/// that again for each (100 in 37 KB: 7.6 s in a release build).
+const MAX_FILE_VALUES: usize = 20_000;
 
 /// The documents of one config file, by kind; component configs stay opaque JSON because the
 /// phases that own them interpret them.
@@ -67,11 +77,35 @@ fn split_documents(text: &str) -> Vec<RawDocument<'_>> {
     documents
 }
 
+/// The parser's options for a document that may hold `max_values` values.
+fn yaml_options(max_values: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = max_values;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// Whether the parser stopped at the budget of [`yaml_options`] (the error may be wrapped in
+/// the alias that was being expanded and in a snippet of the text).
+fn over_value_budget(error: &serde_saphyr::Error) -> bool {
+    match error {
+        serde_saphyr::Error::Budget {
+            breach: serde_saphyr::budget::BudgetBreach::Nodes { .. },
+            ..
+        } => true,
+        serde_saphyr::Error::AliasError { error, .. }
+        | serde_saphyr::Error::WithSnippet { error, .. } => over_value_budget(error),
+        _ => false,
+    }
+}
+
 pub(super) fn parse_config_documents(
     path: &Path,
     text: &str,
 ) -> Result<ConfigDocuments, ConfigError> {
     let mut parsed = ConfigDocuments::default();
+    let values_left = Rc::new(Cell::new(MAX_FILE_VALUES));
     for (position, raw) in split_documents(text).iter().enumerate() {
         let index = position + 1;
         let document_error = |kind: Option<&str>, message: String| ConfigError::Document {
@@ -80,12 +114,30 @@ pub(super) fn parse_config_documents(
             kind: kind.map(str::to_owned),
             message,
         };
-        let value: Value = serde_saphyr::from_str(raw.text).map_err(|err| ConfigError::Yaml {
-            path: path.to_owned(),
-            message: format!(
-                "document {index} (starting at line {}): {err}",
-                raw.first_line
-            ),
+        let counter = Rc::clone(&values_left);
+        let options = yaml_options(values_left.get()).with_budget_report(move |report| {
+            counter.set(counter.get().saturating_sub(report.nodes));
+        });
+        let value: Value = serde_saphyr::from_str_with_options(raw.text, options).map_err(|err| {
+            if over_value_budget(&err) {
+                document_error(
+                    None,
+                    format!(
+                        "the file reaches more than {MAX_FILE_VALUES} YAML values here (counting \
+                         those aliases repeat), far more than a kubeadm config has (the document \
+                         starts at line {})",
+                        raw.first_line
+                    ),
+                )
+            } else {
+                ConfigError::Yaml {
+                    path: path.to_owned(),
+                    message: format!(
+                        "document {index} (starting at line {}): {err}",
+                        raw.first_line
+                    ),
+                }
+            }
         })?;
         let object = match value {
             Value::Null => continue,
@@ -164,12 +216,13 @@ pub(super) fn parse_config_documents(
     Ok(parsed)
 }
 
-/// Decodes a document strictly from its own text, so errors carry YAML line numbers.
+/// Decodes a document strictly from its own text, so errors carry YAML line numbers. The text
+/// has been parsed within the file's budget already; this parse costs no more than that one.
 fn decode_typed<T: DeserializeOwned>(
     raw: &RawDocument<'_>,
     kind_error: &dyn Fn(String) -> ConfigError,
 ) -> Result<T, ConfigError> {
-    serde_saphyr::from_str(raw.text).map_err(|err| {
+    serde_saphyr::from_str_with_options(raw.text, yaml_options(MAX_FILE_VALUES)).map_err(|err| {
         kind_error(format!(
             "{err} (the document starts at line {} of the file)",
             raw.first_line

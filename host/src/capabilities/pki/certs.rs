@@ -28,13 +28,22 @@ pub fn params(
 ) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
+    // rcgen keeps one value per attribute type: a second organization would replace the first,
+    // and a certificate would name fewer groups than asked. kubeadm's certificates name one.
+    if spec.organizations.len() > 1 {
+        bail!(
+            "a certificate can name one organization, not {} ({:?})",
+            spec.organizations.len(),
+            spec.organizations
+        );
+    }
     for organization in &spec.organizations {
         name.push(DnType::OrganizationName, dn_value(organization));
     }
     name.push(DnType::CommonName, dn_value(&spec.common_name));
     params.distinguished_name = name;
     params.not_before = OffsetDateTime::from(started - BACKDATE);
-    params.not_after = OffsetDateTime::from(started + Duration::from_secs(spec.validity_seconds));
+    params.not_after = not_after(started, spec.validity_seconds)?;
     params.serial_number = Some(random_serial());
     for dns in &spec.dns_names {
         let name = dns
@@ -76,12 +85,29 @@ pub fn params(
     Ok(params)
 }
 
+/// The end of a validity of `seconds` from `started`. A phase may ask for any number of seconds;
+/// X.509 dates end with the year 9999.
+fn not_after(started: SystemTime, seconds: u64) -> Result<OffsetDateTime> {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| {
+            OffsetDateTime::from(started).checked_add(time::Duration::seconds(seconds))
+        })
+        .filter(|end| end.year() <= 9999)
+        .ok_or_else(|| {
+            anyhow!(
+                "a validity of {seconds} seconds ends after the year 9999, the last a certificate can carry"
+            )
+        })
+}
+
 /// A name attribute encoded as Go's encoding/asn1 encodes it: PrintableString when every
-/// character is in its set, else UTF8String.
+/// character is in its set, else UTF8String. Except with a `?`: PrintableString has it, and
+/// rcgen lets it in, but its DER writer (yasna) panics on one; no kubeadm name has one.
 fn dn_value(text: &str) -> DnValue {
     match text.try_into() {
-        Ok(printable) => DnValue::PrintableString(printable),
-        Err(_) => DnValue::Utf8String(text.to_string()),
+        Ok(printable) if !text.contains('?') => DnValue::PrintableString(printable),
+        _ => DnValue::Utf8String(text.to_string()),
     }
 }
 

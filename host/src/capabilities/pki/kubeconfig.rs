@@ -1,6 +1,6 @@
 //! Kubeconfig files with embedded client credentials, laid out as kubeadm (client-go) writes them.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,18 @@ struct User {
 
 /// The kubeconfig YAML for `spec`, embedding `key_pem`.
 pub fn render(spec: &KubeconfigSpec, key_pem: &str) -> Result<String> {
+    // YAML 1.1 (client-go's reader, and the writer kubeforge_api::yaml follows) takes these
+    // for line breaks, YAML 1.2 (`inspect`'s) for text: a name with one would read back as
+    // another name. The PEM fields are written as base64.
+    for (field, value) in [
+        ("cluster-name", &spec.cluster_name),
+        ("server", &spec.server),
+        ("user-name", &spec.user_name),
+    ] {
+        if value.contains(['\u{85}', '\u{2028}', '\u{2029}']) {
+            bail!("kubeconfig {field} {value:?} has a line separator (U+0085, U+2028 or U+2029)");
+        }
+    }
     let context = format!("{}@{}", spec.user_name, spec.cluster_name);
     let config = Kubeconfig {
         api_version: "v1".into(),
@@ -97,9 +109,19 @@ pub fn render(spec: &KubeconfigSpec, key_pem: &str) -> Result<String> {
     Ok(kubeforge_api::yaml::to_string(&value))
 }
 
+/// The YAML values a kubeconfig may hold. kubeadm's have fifteen; one with many contexts a few
+/// hundred. Phases can write the files this reads, and the parser's own budget (250 000 values)
+/// let a kubeconfig of a few hundred bytes whose ignored fields are nested aliases hold 58 MiB.
+const MAX_KUBECONFIG_VALUES: usize = 10_000;
+
 /// The non-secret parts of a kubeconfig: its current context's cluster and user.
 pub fn inspect(text: &str) -> Result<KubeconfigSpec> {
-    let config: Kubeconfig = serde_saphyr::from_str(text).context("parsing kubeconfig")?;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_KUBECONFIG_VALUES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let config: Kubeconfig =
+        serde_saphyr::from_str_with_options(text, options).context("parsing kubeconfig")?;
     let context = config
         .contexts
         .iter()
