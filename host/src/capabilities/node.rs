@@ -214,6 +214,14 @@ impl ProbeTarget {
             .trim_end_matches(']')
             .parse::<IpAddr>()
             .map_err(|_| format!("{host:?} is not an IP address"))?;
+        // The path goes into the request line as it is: a space or a line break would let the
+        // phase write any request, to an address its grant's pattern (`https://*/livez`) matches.
+        if !path.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(format!(
+                "the path {path:?} has a character a URL cannot (a space, a control character or \
+                 non-ASCII; percent-encode it)"
+            ));
+        }
         Ok(Self {
             tls,
             host,
@@ -380,5 +388,74 @@ mod tests {
         assert_eq!((target.port, target.path.as_str()), (10248, "/"));
         assert!(ProbeTarget::parse("http://localhost:10248/healthz").is_err());
         assert!(ProbeTarget::parse("ftp://127.0.0.1/").is_err());
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::*;
+    use crate::fuzzing::{fuzz, odd_text};
+
+    /// A probe URL as a phase may give one: a scheme, an address (or not), a port (or not), a
+    /// path; or any text.
+    fn probe_url() -> impl Strategy<Value = String> {
+        let scheme = select(vec!["http://", "https://", "ftp://", ""]);
+        let host = prop_oneof![
+            any::<IpAddr>().prop_map(|ip| match ip {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => format!("[{ip}]"),
+            }),
+            odd_text(),
+        ];
+        let port = prop::option::of(prop_oneof![
+            any::<u16>().prop_map(|p| p.to_string()),
+            odd_text()
+        ]);
+        let path = prop_oneof![odd_text().prop_map(|path| format!("/{path}")), odd_text()];
+        let url = (scheme, host, port, path).prop_map(|(scheme, host, port, path)| {
+            let port = port.map(|port| format!(":{port}")).unwrap_or_default();
+            format!("{scheme}{host}{port}{path}")
+        });
+        prop_oneof![4 => url, 1 => odd_text()]
+    }
+
+    /// Found by `probe_urls`: `http://0.0.0.0/ü` was requested as it is. A line break in the
+    /// path let a phase whose grant matches `https://*/livez` send any request (any method,
+    /// path and headers, without credentials) to any port of the node's loopback or advertise
+    /// address.
+    #[test]
+    fn probe_paths_that_would_change_the_request_are_refused() {
+        for url in [
+            "http://0.0.0.0/ü",
+            "https://127.0.0.1:10250/x HTTP/1.1\r\nHost: a\r\n\r\nPOST /run/kube-system/etcd-cp/etcd HTTP/1.1\r\n\r\n/livez",
+            "https://127.0.0.1:6443/livez ",
+        ] {
+            let error = ProbeTarget::parse(url).err().expect("refused");
+            assert!(error.contains("percent-encode"), "{error}");
+        }
+        assert!(ProbeTarget::parse("https://127.0.0.1:6443/livez?verbose=%20").is_ok());
+    }
+
+    #[test]
+    fn probe_urls() {
+        fuzz((probe_url(), odd_text()), |(url, pattern)| {
+            glob_matches(&pattern, &url);
+            assert!(glob_matches("*", &url));
+            if !pattern.contains('*') {
+                assert_eq!(glob_matches(&pattern, &url), pattern == url);
+            }
+            if let Ok(target) = ProbeTarget::parse(&url) {
+                // It goes into the request line as it is.
+                assert!(
+                    target.path.starts_with('/')
+                        && target.path.bytes().all(|b| b.is_ascii_graphic()),
+                    "the path {:?} of {url:?} would change the HTTP request",
+                    target.path
+                );
+            }
+        });
     }
 }
