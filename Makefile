@@ -6,7 +6,7 @@ CONFIG ?= examples/init.yaml
 # The init phases that need a kubelet or the API server (`make node` writes only the files).
 CLUSTER_PHASES := kubelet-start,wait-control-plane,upload-config,upload-certs,mark-control-plane,bootstrap-token,kubelet-finalize,addon,show-join-command
 
-.PHONY: help setup node cluster cluster-down test lint testenv bench clean-node
+.PHONY: help setup node cluster cluster-down test lint testenv bench soak clean-node
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 TESTENV := $(TARGET_DIR)/debug/kubeforge-testenv
@@ -19,6 +19,7 @@ help:
 	@echo "make node          write a control-plane node's files (PKI, kubeconfigs, static Pods) for $(CONFIG) under ROOT=$(ROOT)"
 	@echo "make lint          cargo fmt --check, clippy -D warnings (host and guests), gofmt, go vet"
 	@echo "make bench         run the benchmarks recorded in BENCHMARKS.md"
+	@echo "make soak          the long runs at their full counts: the filesystem race, every fuzz target"
 
 # What a fresh machine lacks: the wasm target the phases are built for (a rust-toolchain.toml
 # does not install it where RUSTUP_AUTO_INSTALL=0) and the Debian packages the nodes run.
@@ -76,3 +77,8 @@ lint:
 
 bench:
 	benches/run.sh
+
+# CI runs a short seeded sample of each; these are the full counts (figures in the closing notes).
+soak:
+	KUBEFORGE_FS_RACE_ROUNDS=1000 cargo test -p kubeforge --test fs_race -- --nocapture
+	KUBEFORGE_FUZZ_CASES=$(or $(FUZZ_CASES),200000) cargo test -p kubeforge --release --lib --test fuzz -- fuzz

@@ -616,6 +616,7 @@ impl PhaseState {
     ) -> Result<(Kind, String), PhaseError> {
         let gvk = gvk(&object.api_version, &object.kind);
         let namespace = object.namespace.as_deref();
+        check_path_segments(verb, namespace, &object.name)?;
         let what = target(&object.kind, namespace, &object.name);
         self.authorize_early(verb, namespace, &what)?;
         let kind = resolve(&self.host, &self.origin.phase, verb, &gvk, namespace, &what).await?;
@@ -723,12 +724,38 @@ fn read_manifest(manifest: &str) -> Result<Manifest, PhaseError> {
             },
         ));
     };
+    check_path_segments("apply", object.metadata.namespace.as_deref(), &name)?;
     Ok(Manifest {
         value,
         object,
         types,
         name,
     })
+}
+
+/// Refuse a name or namespace that is not one path segment of the API URL: kube-rs puts them
+/// into the path as they are, so `x/../../secrets/y` would address another resource than the
+/// grant was checked for. The API server's own rule (no `.`, `..`, `/` or `%`), plus the URL's
+/// `?` and `#` and an empty name.
+fn check_path_segments(verb: &str, namespace: Option<&str>, name: &str) -> Result<(), PhaseError> {
+    let unusable = |segment: &str| {
+        matches!(segment, "" | "." | "..") || segment.contains(['/', '%', '?', '#'])
+    };
+    let refuse = |field: &str, value: &str| {
+        PhaseError::InvalidConfig(crate::runtime::bindings::FieldError {
+            field: field.into(),
+            reason: format!(
+                "kube {verb}: {value:?} is not a usable {field}: it must be non-empty, not \".\" or \"..\", and contain none of / % ? #"
+            ),
+        })
+    };
+    if unusable(name) {
+        return Err(refuse("metadata.name", name));
+    }
+    match namespace {
+        Some(ns) if unusable(ns) => Err(refuse("metadata.namespace", ns)),
+        _ => Ok(()),
+    }
 }
 
 /// An object or patch as the plan shows it: YAML, Secret values withheld.
@@ -1066,6 +1093,38 @@ fn json_merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_or_namespace_that_is_not_one_url_segment_is_refused() {
+        for (namespace, name) in [
+            (Some("kube-system"), "x/../../secrets/y"),
+            (Some("kube-system"), ".."),
+            (Some("kube-system"), ""),
+            (Some("kube-system"), "a%2Fb"),
+            (Some("kube-system"), "a?watch=true"),
+            (Some("../default"), "cm"),
+            (None, "."),
+        ] {
+            let manifest = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace},
+            });
+            let refused = read_manifest(&manifest.to_string());
+            assert!(
+                matches!(refused, Err(PhaseError::InvalidConfig(_))),
+                "{namespace:?}/{name:?}"
+            );
+        }
+        for name in [
+            "kubeadm-config",
+            "system:node",
+            "cluster-info",
+            "bootstrap-token-abcdef",
+        ] {
+            assert!(check_path_segments("get", Some("kube-system"), name).is_ok());
+        }
+    }
 
     #[test]
     fn rules_match_verbs_resources_and_scopes() {
