@@ -9,7 +9,7 @@ pub mod node;
 pub mod pki;
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -17,6 +17,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::effects::rooted::within_root;
 use crate::effects::{Effects, LinkRefused, Origin, Root, RootedPath};
 use crate::runtime::bindings::{CapabilityRequest, Denial, PhaseError};
 
@@ -334,21 +335,12 @@ impl PhaseState {
                 "there is no fs root named {root:?}"
             )));
         };
-        let relative = Path::new(path);
-        if path.contains('\0')
-            || relative
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
+        let Some(relative) = within_root(Path::new(path)) else {
             return Err(self.deny(
                 "fs",
                 format!("{root}:{path} (paths must stay inside their root)"),
             ));
-        }
-        let relative: PathBuf = relative
-            .components()
-            .filter(|c| matches!(c, Component::Normal(_)))
-            .collect();
+        };
         if let Some(nested) = dir.nested_root_of(&relative) {
             return Err(self.deny("fs", format!("{root}:{path} (inside the {nested} root)")));
         }

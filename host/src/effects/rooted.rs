@@ -272,20 +272,37 @@ impl Root {
     }
 }
 
-/// The components of `relative`, each a plain name: anything that could climb out of a root
-/// (`..`, an absolute path) is an error. `.` is dropped.
-fn names(relative: &Path) -> Result<Vec<&OsStr>> {
+/// `relative` as a path under a root: plain names only (`.` dropped, no NUL); `None` for
+/// anything that could climb out of a root (`..`, an absolute path).
+pub fn within_root(relative: &Path) -> Option<PathBuf> {
+    if relative.as_os_str().as_encoded_bytes().contains(&0) {
+        return None;
+    }
     relative
         .components()
         .filter(|c| *c != Component::CurDir)
         .map(|c| match c {
-            Component::Normal(name) => Ok(name),
-            _ => Err(anyhow!(
-                "{} leaves its root; paths under a root name files inside it",
-                relative.display()
-            )),
+            Component::Normal(name) => Some(name),
+            _ => None,
         })
         .collect()
+}
+
+/// The components of `relative` (see [`within_root`]), or an error naming it.
+fn names(relative: &Path) -> Result<Vec<&OsStr>> {
+    if within_root(relative).is_none() {
+        bail!(
+            "{} leaves its root; paths under a root name files inside it",
+            relative.display()
+        );
+    }
+    Ok(relative
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Create `dir` and its missing parents with `mode`, resolving the path as the kernel does:
@@ -389,7 +406,7 @@ impl RootedPath {
 
     /// Whether the path exists; a link is refused rather than followed.
     pub fn exists(&self) -> Result<bool> {
-        if self.relative.as_os_str().is_empty() || self.relative == Path::new(".") {
+        if names(&self.relative)?.is_empty() {
             return Ok(self.root.handle(None)?.is_some());
         }
         let Some((dir, name)) = self.parent(false)? else {
