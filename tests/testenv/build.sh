@@ -2,8 +2,15 @@
 # Build kubeforge's test environment from upstream Go modules into a cache outside the
 # repository, and print its bin directory as the only line on stdout. Progress goes to stderr.
 #
-#   bin=$(tests/testenv/build.sh)   # e.g. ~/.cache/kubeforge-testenv/env-<hash>/bin
+#   bin=$(tests/testenv/build.sh)           # the default release (kubernetes/go.mod)
+#   bin=$(tests/testenv/build.sh v1.36.3)   # another release with a module file here
 #   "$bin/kube-apiserver" --version
+#
+# A module built at more than one version keeps one module file per version beside its go.mod,
+# which pins the default release's: kubernetes/v1.36.mod (kubernetes/modfile.sh writes them),
+# etcd/v3.6.8.mod, coredns/v1.14.2.mod. The Kubernetes release picks the kubernetes file; the
+# etcd and CoreDNS files are the ones at the versions that release's kubeadm deploys (its
+# constants).
 #
 # One Go module a directory, each built on its own so none moves another's dependencies:
 #   kubernetes/  kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
@@ -17,12 +24,14 @@
 # names and tags (kube-apiserver … kube-proxy, etcd, coredns, pause) plus agnhost, made from
 # those binaries, for `ctr images import` into each node.
 #
-# Each module's cache key is a hash over `go version`, its go.mod, go.sum and Go sources and
-# this script; a module whose <cache>/<module>-<key> is complete is not rebuilt, and the script
+# Each module's cache key is a hash over `go version`, the module file and go.sum it builds with,
+# its Go sources and this script's code (not its comments); a module whose
+# <cache>/<module>-<key> is complete is not rebuilt, and the script
 # returns at once when everything is. Concurrent invocations serialise on a lock; every output
 # is built into a temporary path and renamed, so an interrupted build never leaves a half one.
 #
 # Environment:
+#   KUBERNETES_VERSION       the release when no argument is given
 #   KUBEFORGE_TESTENV_CACHE  cache root (default $HOME/.cache/kubeforge-testenv)
 #   GOFLAGS, GOPROXY, ...    passed through to the go command
 set -euo pipefail
@@ -45,14 +54,20 @@ go_version="$(go version)"
 # snapshotters); `make lint` vets with the same ones to reuse this compile cache.
 containerd_tags="no_btrfs no_devmapper no_zfs"
 
+# modfile_MODULE: the module file each module builds with (chosen below).
+declare -A modfile=()
+sumfile() { if [[ "$1" == go.mod ]]; then printf 'go.sum'; else printf '%s.sum' "${1%.mod}"; fi; }
+
 module_key() {
 	(
 		cd "$src/$1"
 		{
 			printf '%s\n' "$go_version"
-			sha256sum <"$src/build.sh"
-			for f in go.mod go.sum $(find . -name '*.go' -type f | LC_ALL=C sort); do
-				[[ -e "$f" ]] || continue
+			grep -Ev '^[[:space:]]*#' "$src/build.sh" | sha256sum
+			# The module files by content: which name a release's file has does not matter.
+			sha256sum <"${modfile[$1]}"
+			[[ -e "$(sumfile "${modfile[$1]}")" ]] && sha256sum <"$(sumfile "${modfile[$1]}")"
+			for f in $(find . -name '*.go' -type f | LC_ALL=C sort); do
 				printf '%s\n' "$f"
 				sha256sum <"$f"
 			done
@@ -60,7 +75,19 @@ module_key() {
 	)
 }
 
-module_version() { (cd "$src/$1" && go list -m -f '{{.Version}}' "$2"); }
+# module_file MODULE PATH VERSION: the module file of MODULE that requires PATH at VERSION.
+module_file() {
+	local f
+	for f in go.mod $(cd "$src/$1" && ls -- *.mod 2>/dev/null | grep -vx go.mod); do
+		grep -Eq "^[[:space:]]*(require[[:space:]]+)?$2 $3\$" "$src/$1/$f" && { printf '%s' "$f"; return 0; }
+	done
+	return 1
+}
+
+# versions_of MODULE PATH: the versions of PATH that MODULE's module files pin.
+versions_of() {
+	(cd "$src/$1" && sed -En "s|^[[:space:]]*(require[[:space:]]+)?$2 (v[^ ]+)\$|\2|p" go.mod $(ls -- *.mod | grep -vx go.mod) | xargs)
+}
 
 # The names the outputs of each module get in bin/.
 declare -A outputs=(
@@ -93,12 +120,12 @@ build_module() {
 	flock -n 9 || { log "another build of $module is running; waiting for it"; flock 9; }
 	# shellcheck disable=SC2086
 	if complete_dir "$dir" ${outputs[$module]}; then exec 9>&-; return 0; fi
-	log "$module: downloading its modules"
-	(cd "$src/$module" && go mod download) || die "$module: go mod download failed (network? GOPROXY=$(go env GOPROXY))"
+	log "$module: downloading its modules (${modfile[$module]})"
+	(cd "$src/$module" && go mod download -modfile="${modfile[$module]}") || die "$module: go mod download failed (network? GOPROXY=$(go env GOPROXY))"
 	tmp="$(mktemp -d "$cache_root/.tmp-$module.XXXXXX")"
 	start=$SECONDS
 	log "$module: go build${cold_note[$module]:-}"
-	(cd "$src/$module" && "build_$module" "$tmp" "$key") || { rm -rf "$tmp"; die "$module: go build failed"; }
+	(cd "$src/$module" && GOFLAGS="$GOFLAGS -modfile=${modfile[$module]}" "build_$module" "$tmp" "$key") || { rm -rf "$tmp"; die "$module: go build failed"; }
 	rm -rf "$dir"
 	mv "$tmp" "$dir"
 	log "$module: built in $((SECONDS - start))s"
@@ -139,14 +166,20 @@ build_coredns() { go build -trimpath -ldflags "-s -w" -o "$1/coredns" .; }
 build_pause() { go build -trimpath -ldflags "-s -w" -o "$1/pause" .; }
 build_images() { go build -trimpath -o "$1/images" .; }
 
-for module in kubernetes etcd containerd coredns pause images; do
-	build_module "$module"
-done
+# The Kubernetes release, and the module file that pins it.
+kubernetes_version="${1:-${KUBERNETES_VERSION:-}}"
+if [[ -z "$kubernetes_version" ]]; then
+	kubernetes_version="$(sed -En 's|^[[:space:]]*(require[[:space:]]+)?k8s.io/kubernetes (v[^ ]+)$|\2|p' "$src/kubernetes/go.mod")"
+fi
+[[ "$kubernetes_version" == v* ]] || kubernetes_version="v$kubernetes_version"
+modfile[kubernetes]="$(module_file kubernetes k8s.io/kubernetes "$kubernetes_version")" ||
+	die "no module file in $src/kubernetes pins k8s.io/kubernetes $kubernetes_version (have: $(versions_of kubernetes k8s.io/kubernetes)); write one with: $src/kubernetes/modfile.sh $kubernetes_version v${kubernetes_version#v}.mod"
+(cd "$src/kubernetes" && go mod download -modfile="${modfile[kubernetes]}" k8s.io/kubernetes) ||
+	die "kubernetes: go mod download failed (network? GOPROXY=$(go env GOPROXY))"
 
-# The image tags are kubeadm's own (its constants), and the etcd and CoreDNS built must be the
+# The image tags are kubeadm's own (its constants), and the etcd and CoreDNS built are the
 # versions those tags name.
-kubernetes_version="$(module_version kubernetes k8s.io/kubernetes)"
-kubeadm_src="$(cd "$src/kubernetes" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)"
+kubeadm_src="$(cd "$src/kubernetes" && go list -modfile="${modfile[kubernetes]}" -m -f '{{.Dir}}' k8s.io/kubernetes)"
 constant() {
 	sed -n "s/^[[:space:]]*$1 = \"\\(.*\\)\"$/\\1/p" "$kubeadm_src/cmd/kubeadm/app/constants/constants.go" | head -1
 }
@@ -155,10 +188,15 @@ coredns_tag="$(constant CoreDNSVersion)"
 pause_tag="$(constant PauseVersion)"
 agnhost_tag="$(cat "$kubeadm_src/test/images/agnhost/VERSION")"
 [[ -n "$etcd_tag" && -n "$coredns_tag" && -n "$pause_tag" ]] || die "could not read kubeadm's image versions from $kubeadm_src/cmd/kubeadm/app/constants/constants.go"
-etcd_version="$(module_version etcd go.etcd.io/etcd/server/v3)"
-[[ "v${etcd_tag%-*}" == "$etcd_version" ]] || die "kubeadm $kubernetes_version deploys etcd $etcd_tag but etcd/go.mod has $etcd_version"
-coredns_version="$(module_version coredns github.com/coredns/coredns)"
-[[ "$coredns_tag" == "$coredns_version" ]] || die "kubeadm $kubernetes_version deploys CoreDNS $coredns_tag but coredns/go.mod has $coredns_version"
+modfile[etcd]="$(module_file etcd go.etcd.io/etcd/server/v3 "v${etcd_tag%-*}")" ||
+	die "kubeadm $kubernetes_version deploys etcd $etcd_tag but no module file in $src/etcd pins go.etcd.io/etcd/server/v3 v${etcd_tag%-*} (have: $(versions_of etcd go.etcd.io/etcd/server/v3))"
+modfile[coredns]="$(module_file coredns github.com/coredns/coredns "$coredns_tag")" ||
+	die "kubeadm $kubernetes_version deploys CoreDNS $coredns_tag but no module file in $src/coredns pins it (have: $(versions_of coredns github.com/coredns/coredns))"
+for module in containerd pause images; do modfile[$module]=go.mod; done
+
+for module in kubernetes etcd containerd coredns pause images; do
+	build_module "$module"
+done
 
 # The kube-proxy image carries the host's iptables (nft) userland: the multi-call binary, its
 # extensions and the libraries they load (images copies them with the links that lead to them).

@@ -80,36 +80,47 @@ fn check_bin_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The testenv bin dir: `$KUBEFORGE_TESTENV_BIN`, else the output of
-/// `tests/testenv/build.sh` (which builds once into a cache and returns at
-/// once when current; its progress goes to this process's stderr). The
-/// result is memoised per process. Errors say how to build the binaries;
-/// tests must fail, never skip silently.
+/// The testenv bin dir of the default release (tests/testenv/kubernetes/go.mod, kubeforge's
+/// default): `$KUBEFORGE_TESTENV_BIN`, else the output of `tests/testenv/build.sh` (which builds
+/// once into a cache and returns at once when current; its progress goes to this process's
+/// stderr). The result is memoised per process. Errors say how to build the binaries; tests
+/// must fail, never skip silently.
 pub fn testenv_bin_dir() -> Result<PathBuf> {
-    static CACHE: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut cached = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = cached.as_ref() {
-        return Ok(p.clone());
-    }
-    let dir = if let Some(dir) = std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
+    if let Some(dir) = std::env::var_os(BIN_ENV).filter(|v| !v.is_empty()) {
         let dir = PathBuf::from(dir);
         check_bin_dir(&dir).with_context(|| format!("{BIN_ENV}={}", dir.display()))?;
-        dir
-    } else {
-        run_build_script()?
-    };
-    *cached = Some(dir.clone());
+        return Ok(dir);
+    }
+    bin_dir_of(None)
+}
+
+/// The testenv bin dir of the Kubernetes release `version` (e.g. `v1.36.3`): the output of
+/// `tests/testenv/build.sh <version>`, memoised per process, as [`testenv_bin_dir`].
+pub fn testenv_bin_dir_for(version: &str) -> Result<PathBuf> {
+    bin_dir_of(Some(version))
+}
+
+fn bin_dir_of(version: Option<&str>) -> Result<PathBuf> {
+    static CACHE: Mutex<BTreeMap<Option<String>, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut cached = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let key = version.map(str::to_owned);
+    if let Some(p) = cached.get(&key) {
+        return Ok(p.clone());
+    }
+    let dir = run_build_script(version)?;
+    cached.insert(key, dir.clone());
     Ok(dir)
 }
 
-fn run_build_script() -> Result<PathBuf> {
+fn run_build_script(version: Option<&str>) -> Result<PathBuf> {
     let script = build_script();
     if !script.exists() {
         bail!("{} not found; {HOW_TO}", script.display());
     }
-    tracing::info!(script = %script.display(), "building/locating testenv binaries");
+    tracing::info!(script = %script.display(), ?version, "building/locating testenv binaries");
     let out = Command::new("bash")
         .arg(&script)
+        .args(version)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -117,8 +128,9 @@ fn run_build_script() -> Result<PathBuf> {
         .map_err(|e| anyhow!("running {}: {e}; {HOW_TO}", script.display()))?;
     if !out.status.success() {
         bail!(
-            "{} failed ({}); see its stderr above. {HOW_TO}",
+            "{} {} failed ({}); see its stderr above. {HOW_TO}",
             script.display(),
+            version.unwrap_or_default(),
             out.status
         );
     }

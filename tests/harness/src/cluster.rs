@@ -48,7 +48,9 @@ pub struct ClusterSpec {
     pub owner: Option<ProcessId>,
     /// A kubeforge executable to put in every node's PATH as `kubeforge`.
     pub kubeforge: Option<PathBuf>,
-    /// The test env's bin dir (default: [`testenv_bin_dir`]).
+    /// The test env's bin dir, which picks the Kubernetes release of the nodes' kubelet,
+    /// kubeadm and images (default: [`testenv_bin_dir`], the default release's;
+    /// [`crate::testenv_bin_dir_for`] another's).
     pub bin_dir: Option<PathBuf>,
 }
 
@@ -83,6 +85,12 @@ impl ClusterSpec {
     pub fn with_kubeforge(mut self, kubeforge: impl Into<PathBuf>) -> ClusterSpec {
         self.kubeforge = Some(kubeforge.into());
         self
+    }
+
+    /// Nodes of the Kubernetes release `version` (its kubelet, kubeadm and images).
+    pub fn with_kubernetes_version(mut self, version: &str) -> Result<ClusterSpec> {
+        self.bin_dir = Some(crate::testenv_bin_dir_for(version)?);
+        Ok(self)
     }
 }
 
@@ -145,6 +153,7 @@ impl Cluster {
             owner: spec.owner,
             lab,
             nodes: Vec::new(),
+            bin_dir: Some(bin_dir.clone()),
         };
         record.save()?;
         let mut cluster = Cluster {
@@ -183,8 +192,8 @@ impl Cluster {
             );
         }
         Ok(Cluster {
+            bin_dir: record.bin_dir.clone(),
             record,
-            bin_dir: None,
             kubeforge: None,
             delete_on_drop: false,
         })

@@ -39,7 +39,7 @@ mod wait;
 
 pub use binaries::{
     BIN_ENV, COMPONENTS, EXE_ENV, build_script, image_names, images_tar, testenv_bin_dir,
-    testenv_exe, workspace_exe,
+    testenv_bin_dir_for, testenv_exe, workspace_exe,
 };
 pub use cluster::{Cluster, ClusterSpec, NodeSpec, node_spec};
 pub use config::CLUSTER_SETTINGS;

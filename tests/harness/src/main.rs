@@ -22,7 +22,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use kubeforge_testenv::state::{ClusterRecord, ProcessId};
 use kubeforge_testenv::supervisor::{self, NodeArgs};
-use kubeforge_testenv::{Cluster, ClusterSpec, Node, cluster, lab, testenv_bin_dir, testenv_exe};
+use kubeforge_testenv::{
+    Cluster, ClusterSpec, Node, cluster, lab, testenv_bin_dir, testenv_bin_dir_for, testenv_exe,
+};
 
 const DEFAULT_CLUSTER: &str = "kubeforge";
 
@@ -81,7 +83,10 @@ enum Cmd {
         cluster: String,
     },
     /// Build (if needed) and print the test env's bin dir.
-    BinDir,
+    BinDir {
+        /// A Kubernetes release other than the default, e.g. v1.36.3.
+        kubernetes_version: Option<String>,
+    },
     /// (internal) a node's start, in its new namespaces.
     #[command(hide = true)]
     NodeBoot(NodeArgsCli),
@@ -111,6 +116,10 @@ enum ClusterCmd {
         /// A kubeforge binary to put in every node's PATH.
         #[arg(long)]
         kubeforge: Option<PathBuf>,
+        /// The Kubernetes release of the nodes' kubelet, kubeadm and images, e.g. v1.36.3
+        /// [default: the test env's default release].
+        #[arg(long, value_name = "VERSION")]
+        kubernetes_version: Option<String>,
     },
     /// List the clusters.
     List,
@@ -183,9 +192,13 @@ fn run(cli: Cli) -> Result<()> {
             control_planes,
             workers,
             kubeforge,
+            kubernetes_version,
         }) => {
             let mut spec = ClusterSpec::new(&name, control_planes, workers);
             spec.kubeforge = kubeforge;
+            if let Some(version) = &kubernetes_version {
+                spec = spec.with_kubernetes_version(version)?;
+            }
             let started = std::time::Instant::now();
             let cluster = Cluster::create(spec)?;
             eprintln!(
@@ -264,7 +277,13 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Kubeconfig { cluster } => {
             println!("{}", Cluster::get(&cluster)?.kubeconfig()?.display())
         }
-        Cmd::BinDir => println!("{}", testenv_bin_dir()?.display()),
+        Cmd::BinDir { kubernetes_version } => {
+            let dir = match kubernetes_version {
+                Some(version) => testenv_bin_dir_for(&version)?,
+                None => testenv_bin_dir()?,
+            };
+            println!("{}", dir.display());
+        }
         Cmd::NodeBoot(args) => {
             let code = supervisor::boot(&testenv_exe()?, &args.into_args()?)?;
             std::process::exit(code);

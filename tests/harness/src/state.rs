@@ -90,6 +90,10 @@ pub struct ClusterRecord {
     /// The process holding the cluster's network namespace (bridge, load balancer).
     pub lab: ProcessId,
     pub nodes: Vec<NodeRecord>,
+    /// The test env's bin dir the cluster was made from (its release's kubelet, kubeadm,
+    /// kubectl and images); none in a record of an older test env: the default release's.
+    #[serde(default)]
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// What the state root records about a node.
