@@ -1,6 +1,10 @@
 use serde::{Deserialize, Serialize};
 
+use crate::release::Release;
 use crate::v1beta4::{ClusterConfiguration, EncryptionAlgorithm, InitConfiguration};
+
+/// kubeadm's deprecated feature gate that chose ECDSA keys before `encryptionAlgorithm`.
+const PUBLIC_KEYS_ECDSA: &str = "PublicKeysECDSA";
 
 /// kubeadm's `certificatesDir` default.
 pub const DEFAULT_CERTIFICATES_DIR: &str = "/etc/kubernetes/pki";
@@ -92,8 +96,21 @@ impl EffectiveConfig {
         self.cluster.cluster_name.as_deref().unwrap_or_default()
     }
 
+    /// The key type of every generated key pair, as kubeadm's `EncryptionAlgorithmType`: up to
+    /// v1.36 the deprecated `PublicKeysECDSA` feature gate, when set at all, overrides
+    /// `encryptionAlgorithm` (true: ECDSA-P256, false: RSA-2048); v1.37 removed the gate.
     pub fn encryption_algorithm(&self) -> EncryptionAlgorithm {
-        self.cluster.encryption_algorithm.unwrap_or_default()
+        let gate = self.cluster.feature_gates.get(PUBLIC_KEYS_ECDSA);
+        match gate {
+            Some(&ecdsa) if Release::of_version(self.kubernetes_version()).minor <= 36 => {
+                if ecdsa {
+                    EncryptionAlgorithm::EcdsaP256
+                } else {
+                    EncryptionAlgorithm::Rsa2048
+                }
+            }
+            _ => self.cluster.encryption_algorithm.unwrap_or_default(),
+        }
     }
 
     /// Whether etcd runs as a static pod on the control-plane nodes (not external).
@@ -135,5 +152,31 @@ mod tests {
         assert!(!config.uses_local_etcd());
         config.init.local_api_endpoint.bind_port = Some(70000);
         assert_eq!(config.bind_port(), 6443);
+    }
+
+    #[test]
+    fn public_keys_ecdsa_overrides_the_encryption_algorithm_up_to_v1_36() {
+        let mut config = EffectiveConfig::default();
+        config.cluster.encryption_algorithm = Some(EncryptionAlgorithm::EcdsaP384);
+        for (version, gate, expected) in [
+            ("v1.35.4", Some(true), EncryptionAlgorithm::EcdsaP256),
+            ("v1.36.3", Some(false), EncryptionAlgorithm::Rsa2048),
+            ("v1.36.3", None, EncryptionAlgorithm::EcdsaP384),
+            ("v1.37.2", Some(true), EncryptionAlgorithm::EcdsaP384),
+        ] {
+            config.cluster.kubernetes_version = Some(version.into());
+            config.cluster.feature_gates.clear();
+            if let Some(gate) = gate {
+                config
+                    .cluster
+                    .feature_gates
+                    .insert(PUBLIC_KEYS_ECDSA.into(), gate);
+            }
+            assert_eq!(
+                config.encryption_algorithm(),
+                expected,
+                "{version} {gate:?}"
+            );
+        }
     }
 }

@@ -5,6 +5,9 @@
 mod duration;
 mod effective;
 pub mod net;
+pub mod release;
+pub mod v1;
+pub mod v1beta3;
 pub mod v1beta4;
 pub mod yaml;
 

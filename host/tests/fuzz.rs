@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use kubeforge::capabilities::pki::{certs, keys, kubeconfig};
-use kubeforge::config::{ConfigError, InitFlags, load_init};
+use kubeforge::config::{ConfigError, InitFlags, MigrateOptions, load_init, migrate_config};
 use kubeforge::runtime::bindings::kubeforge::phase::pki::{
     CertificateSpec, ExtKeyUsage, KubeconfigSpec,
 };
@@ -155,7 +155,7 @@ const API_VERSIONS: [&str; 9] = [
     "",
 ];
 
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "InitConfiguration",
     "ClusterConfiguration",
     "KubeletConfiguration",
@@ -163,6 +163,7 @@ const KINDS: [&str; 9] = [
     "PhaseConfiguration",
     "JoinConfiguration",
     "ResetConfiguration",
+    "UpgradeConfiguration",
     "ConfigMap",
     "",
 ];
@@ -226,12 +227,28 @@ fn load_config_file(path: &Path, text: &[u8]) {
     }
 }
 
+/// Migrates the config file at `path` as `config migrate` does, every API version allowed
+/// (which reads, defaults and validates every kubeadm kind, as `config validate` does too);
+/// checks that an error says which file or field is at fault.
+fn migrate_config_file(path: &Path) {
+    let options = MigrateOptions {
+        allow_experimental_api: true,
+        ..Default::default()
+    };
+    if let Err(error) = migrate_config(path, &options) {
+        assert_names_its_cause(&error, Some(path));
+    }
+}
+
 /// The message of a config error is what the user acts on: it names the file (or the flag, or
 /// every invalid field) and says something about it.
 fn assert_names_its_cause(error: &ConfigError, file: Option<&Path>) {
     let message = error.to_string();
     let explained = match error {
-        ConfigError::Invalid(problems) => problems
+        ConfigError::Invalid(problems)
+        | ConfigError::InvalidKind {
+            errors: problems, ..
+        } => problems
             .iter()
             .all(|problem| !problem.field.is_empty() && !problem.detail.is_empty()),
         ConfigError::Flag { reason, .. } => !reason.is_empty(),
@@ -247,6 +264,7 @@ fn assert_names_its_cause(error: &ConfigError, file: Option<&Path>) {
         ConfigError::Read { .. }
         | ConfigError::Yaml { .. }
         | ConfigError::Document { .. }
+        | ConfigError::InvalidKind { .. }
         | ConfigError::NoKubeadmDocument { .. },
         Some(file),
     ) = (error, file)
@@ -363,6 +381,7 @@ fn fuzz_config_file_documents() {
             text.push_str(separator);
         }
         load_config_file(&path, text.as_bytes());
+        migrate_config_file(&path);
     });
     drop(dir);
 }

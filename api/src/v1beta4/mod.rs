@@ -4,6 +4,8 @@
 //! Scalars kubeadm defaults are `Option`s: `None` means "not set" and is omitted on output, so a
 //! decoded-then-encoded document stays as small as the user wrote it. Nested objects kubeadm
 //! declares as values (not pointers) are plain structs that always print, as kubeadm's do.
+//! Optional strings are omitted when empty too: Go's `omitempty` cannot tell `""` from unset,
+//! so neither may we.
 
 mod encryption;
 mod type_meta;
@@ -15,10 +17,19 @@ use serde::{Deserialize, Serialize};
 use crate::Duration;
 
 pub use encryption::{EncryptionAlgorithm, UnsupportedEncryptionAlgorithm};
-pub use type_meta::{ApiVersion, ClusterConfigurationKind, InitConfigurationKind};
+pub(crate) use type_meta::api_version_marker;
+pub use type_meta::{
+    ApiVersion, ClusterConfigurationKind, InitConfigurationKind, JoinConfigurationKind,
+    ResetConfigurationKind, UpgradeConfigurationKind,
+};
 
 /// `apiVersion` of every kind in this module.
 pub const GROUP_VERSION: &str = "kubeadm.k8s.io/v1beta4";
+
+/// Whether an optional string is left out of the output, as Go's `omitempty` leaves out `""`.
+pub(crate) fn is_unset(value: &Option<String>) -> bool {
+    value.as_deref().is_none_or(str::is_empty)
+}
 
 /// `kind: InitConfiguration`: node-local settings for `kubeadm init`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,7 +47,7 @@ pub struct InitConfiguration {
     pub node_registration: NodeRegistrationOptions,
     #[serde(default, rename = "localAPIEndpoint")]
     pub local_api_endpoint: ApiEndpoint,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub certificate_key: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_phases: Vec<String>,
@@ -51,14 +62,14 @@ pub struct InitConfiguration {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BootstrapToken {
     /// `[a-z0-9]{6}.[a-z0-9]{16}`; generated during defaulting when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Duration>,
     /// RFC 3339 time; takes precedence over `ttl`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub expires: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usages: Vec<String>,
@@ -70,9 +81,9 @@ pub struct BootstrapToken {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeRegistrationOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub cri_socket: Option<String>,
     /// `None` (absent or `null`) means kubeadm's default control-plane taint;
     /// `Some(vec![])` (`taints: []`) means no taints at all. Printed as `null` when unset,
@@ -83,7 +94,7 @@ pub struct NodeRegistrationOptions {
     pub kubelet_extra_args: Vec<Arg>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_preflight_errors: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub image_pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_serial: Option<bool>,
@@ -94,11 +105,11 @@ pub struct NodeRegistrationOptions {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Taint {
     pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub value: Option<String>,
     /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
     pub effect: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub time_added: Option<String>,
 }
 
@@ -125,7 +136,7 @@ pub struct EnvVar {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiEndpoint {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub advertise_address: Option<String>,
     /// Kept as Go's int32 so an out-of-range port is reported by validation, not the decoder;
     /// 0 means "use the default".
@@ -137,7 +148,7 @@ pub struct ApiEndpoint {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Patches {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub directory: Option<String>,
 }
 
@@ -181,9 +192,9 @@ pub struct ClusterConfiguration {
     pub etcd: Etcd,
     #[serde(default)]
     pub networking: Networking,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub kubernetes_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub control_plane_endpoint: Option<String>,
     #[serde(default)]
     pub api_server: ApiServer,
@@ -195,13 +206,13 @@ pub struct ClusterConfiguration {
     pub dns: Dns,
     #[serde(default)]
     pub proxy: Proxy,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub certificates_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub image_repository: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub feature_gates: BTreeMap<String, bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub cluster_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_algorithm: Option<EncryptionAlgorithm>,
@@ -225,11 +236,11 @@ pub struct Etcd {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalEtcd {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub image_repository: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub image_tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub data_dir: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<Arg>,
@@ -254,6 +265,10 @@ pub struct LocalEtcd {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExternalEtcd {
     pub endpoints: Vec<String>,
+    /// The endpoints for etcd's HTTP-only health and metrics checks; kubeadm defaults them to
+    /// `endpoints`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_endpoints: Vec<String>,
     #[serde(default)]
     pub ca_file: String,
     #[serde(default)]
@@ -267,12 +282,12 @@ pub struct ExternalEtcd {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Networking {
     /// Comma-separated for dual-stack; the first family is primary.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub service_subnet: Option<String>,
     /// Comma-separated for dual-stack.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub pod_subnet: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub dns_domain: Option<String>,
 }
 
@@ -315,7 +330,7 @@ pub struct HostPathMount {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     /// core/v1 HostPathType (`DirectoryOrCreate`, `File`, …); empty means no check.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub path_type: Option<String>,
 }
 
@@ -323,9 +338,9 @@ pub struct HostPathMount {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Dns {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub image_repository: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "is_unset")]
     pub image_tag: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
@@ -337,6 +352,237 @@ pub struct Dns {
 pub struct Proxy {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+}
+
+/// `kind: JoinConfiguration`: settings for `kubeadm join`, on a worker or another control-plane
+/// node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JoinConfiguration {
+    #[serde(default)]
+    pub api_version: ApiVersion,
+    #[serde(default)]
+    pub kind: JoinConfigurationKind,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub node_registration: NodeRegistrationOptions,
+    /// The cluster CA the node trusts once discovery is done; kubeadm's default is
+    /// `/etc/kubernetes/pki/ca.crt`.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub ca_cert_path: Option<String>,
+    #[serde(default)]
+    pub discovery: Discovery,
+    /// Set when the node joins as another control-plane node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<JoinControlPlane>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_phases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patches: Option<Patches>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+}
+
+/// The API server a joining control-plane node runs, and the key that decrypts the shared
+/// certificates `init --upload-certs` stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JoinControlPlane {
+    #[serde(default, rename = "localAPIEndpoint")]
+    pub local_api_endpoint: ApiEndpoint,
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub certificate_key: Option<String>,
+}
+
+/// How a joining node finds and trusts the cluster: a bootstrap token or a kubeconfig file
+/// (exactly one of the two).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Discovery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_token: Option<BootstrapTokenDiscovery>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileDiscovery>,
+    /// The token for the TLS bootstrap; kubeadm's default is the discovery token.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub tls_bootstrap_token: Option<String>,
+}
+
+/// Discovery through the API server's `cluster-info`, signed with a bootstrap token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BootstrapTokenDiscovery {
+    /// Always printed, as kubeadm's (its field has no `omitempty`).
+    #[serde(default)]
+    pub token: String,
+    /// `host:port` of an API server.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub api_server_endpoint: Option<String>,
+    /// `sha256:<hex>` pins of the cluster CA's public key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_cert_hashes: Vec<String>,
+    #[serde(
+        default,
+        rename = "unsafeSkipCAVerification",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub unsafe_skip_ca_verification: bool,
+}
+
+/// Discovery through a kubeconfig file (a path or an `https://` URL).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileDiscovery {
+    /// Always printed, as kubeadm's (its field has no `omitempty`).
+    #[serde(default)]
+    pub kube_config_path: String,
+}
+
+/// `kind: ResetConfiguration`: settings for `kubeadm reset`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetConfiguration {
+    #[serde(default)]
+    pub api_version: ApiVersion,
+    #[serde(default)]
+    pub kind: ResetConfigurationKind,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup_tmp_dir: bool,
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub certificates_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub cri_socket: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_preflight_errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_phases: Vec<String>,
+    /// `MNT_FORCE`, `MNT_DETACH`, `MNT_EXPIRE` or `UMOUNT_NOFOLLOW`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmount_flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+}
+
+/// `kind: UpgradeConfiguration`: settings for the `kubeadm upgrade` subcommands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeConfiguration {
+    #[serde(default)]
+    pub api_version: ApiVersion,
+    #[serde(default)]
+    pub kind: UpgradeConfigurationKind,
+    #[serde(default)]
+    pub apply: UpgradeApplyConfiguration,
+    #[serde(default)]
+    pub diff: UpgradeDiffConfiguration,
+    #[serde(default)]
+    pub node: UpgradeNodeConfiguration,
+    #[serde(default)]
+    pub plan: UpgradePlanConfiguration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+}
+
+/// `kubeadm upgrade apply`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeApplyConfiguration {
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub kubernetes_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_experimental_upgrades: Option<bool>,
+    #[serde(
+        default,
+        rename = "allowRCUpgrades",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allow_rc_upgrades: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_renewal: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_upgrade: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_upgrade: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_preflight_errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patches: Option<Patches>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_config: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_phases: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub image_pull_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_serial: Option<bool>,
+}
+
+/// `kubeadm upgrade diff`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeDiffConfiguration {
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub kubernetes_version: Option<String>,
+    /// Go's `int`; 0 (unset) is omitted, as kubeadm omits it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub context_lines: i64,
+}
+
+/// `kubeadm upgrade node`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradeNodeConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_renewal: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_upgrade: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_preflight_errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_phases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patches: Option<Patches>,
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub image_pull_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_serial: Option<bool>,
+}
+
+/// `kubeadm upgrade plan`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradePlanConfiguration {
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub kubernetes_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_experimental_upgrades: Option<bool>,
+    #[serde(
+        default,
+        rename = "allowRCUpgrades",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allow_rc_upgrades: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_upgrade: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_preflight_errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_config: Option<bool>,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
 }
 
 #[cfg(test)]

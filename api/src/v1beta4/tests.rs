@@ -126,3 +126,79 @@ fn etcd_external_requires_endpoints() {
         .to_string();
     assert!(err.contains("endpoints"), "{err}");
 }
+
+#[test]
+fn join_reset_and_upgrade_print_what_kubeadm_prints() {
+    let join: JoinConfiguration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kubeadm.k8s.io/v1beta4",
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "token": "abcdef.0123456789abcdef",
+                "apiServerEndpoint": "10.0.0.1:6443",
+                "unsafeSkipCAVerification": true
+            }
+        },
+        "controlPlane": {"certificateKey": ""}
+    }))
+    .unwrap();
+    // Value sections and fields without `omitempty` print even when empty; `""` never does.
+    assert_eq!(
+        serde_json::to_value(&join).unwrap(),
+        serde_json::json!({
+            "apiVersion": "kubeadm.k8s.io/v1beta4",
+            "kind": "JoinConfiguration",
+            "nodeRegistration": {"taints": null},
+            "discovery": {
+                "bootstrapToken": {
+                    "token": "abcdef.0123456789abcdef",
+                    "apiServerEndpoint": "10.0.0.1:6443",
+                    "unsafeSkipCAVerification": true
+                }
+            },
+            "controlPlane": {"localAPIEndpoint": {}}
+        })
+    );
+    let reset: ResetConfiguration = serde_json::from_value(serde_json::json!({
+        "cleanupTmpDir": true,
+        "unmountFlags": ["MNT_DETACH"]
+    }))
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&reset).unwrap(),
+        serde_json::json!({
+            "apiVersion": "kubeadm.k8s.io/v1beta4",
+            "kind": "ResetConfiguration",
+            "cleanupTmpDir": true,
+            "unmountFlags": ["MNT_DETACH"]
+        })
+    );
+    let upgrade: UpgradeConfiguration = serde_json::from_value(serde_json::json!({
+        "apply": {"allowRCUpgrades": false, "kubernetesVersion": "v1.37.2"},
+        "diff": {"contextLines": 0}
+    }))
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&upgrade).unwrap(),
+        serde_json::json!({
+            "apiVersion": "kubeadm.k8s.io/v1beta4",
+            "kind": "UpgradeConfiguration",
+            "apply": {"allowRCUpgrades": false, "kubernetesVersion": "v1.37.2"},
+            "diff": {},
+            "node": {},
+            "plan": {}
+        })
+    );
+}
+
+#[test]
+fn external_etcd_keeps_http_endpoints() {
+    let etcd: Etcd = serde_json::from_value(serde_json::json!({
+        "external": {"endpoints": ["https://e:2379"], "httpEndpoints": ["http://e:2381"]}
+    }))
+    .unwrap();
+    assert_eq!(
+        etcd.external.unwrap().http_endpoints,
+        ["http://e:2381".to_owned()]
+    );
+}

@@ -3,20 +3,26 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use kubeforge_api::v1beta4::{BootstrapToken, EncryptionAlgorithm, LocalEtcd, Taint, Timeouts};
+use kubeforge_api::net::join_host_port;
+use kubeforge_api::v1beta4::{
+    ApiEndpoint, BootstrapToken, EncryptionAlgorithm, JoinConfiguration, LocalEtcd,
+    NodeRegistrationOptions, ResetConfiguration, Taint, Timeouts, UpgradeConfiguration,
+};
 use kubeforge_api::{Duration, EffectiveConfig};
 
 use super::error::ConfigError;
 
-/// The Kubernetes version deployed when none is given. Version labels (`stable`, `latest`, …)
-/// resolve to it without any network lookup.
-pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.35.4";
+pub use kubeforge_api::release::{
+    DEFAULT_KUBERNETES_VERSION, KubernetesVersion, resolve_kubernetes_version,
+};
 pub const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
 pub use kubeforge_api::DEFAULT_CERTIFICATES_DIR;
 pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
 pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
 pub const DEFAULT_ETCD_DATA_DIR: &str = "/var/lib/etcd";
+/// Where a joining node keeps the cluster CA (kubeadm's `DefaultCACertPath`).
+pub const DEFAULT_CA_CERT_PATH: &str = "/etc/kubernetes/pki/ca.crt";
 pub const DEFAULT_CRI_SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
 pub const DEFAULT_IMAGE_PULL_POLICY: &str = "IfNotPresent";
 pub const DEFAULT_BIND_PORT: i32 = 6443;
@@ -116,32 +122,14 @@ fn default_ipv4_gateway(routes: &str) -> Option<Ipv4Addr> {
     })
 }
 
-/// Fills every field kubeadm gives a fixed default to.
+/// Fills every field of an InitConfiguration and ClusterConfiguration kubeadm gives a fixed
+/// default to (its v1beta4 `SetDefaults_*`).
 pub(super) fn apply_static_defaults(config: &mut EffectiveConfig) {
     let init = &mut config.init;
     let cluster = &mut config.cluster;
 
-    let registration = &mut init.node_registration;
-    registration
-        .cri_socket
-        .get_or_insert_with(|| DEFAULT_CRI_SOCKET.into());
-    registration
-        .image_pull_policy
-        .get_or_insert_with(|| DEFAULT_IMAGE_PULL_POLICY.into());
-    registration.image_pull_serial.get_or_insert(true);
-    // `taints: null`/absent means "the default control-plane taint"; `taints: []` means none.
-    registration.taints.get_or_insert_with(|| {
-        vec![Taint {
-            key: CONTROL_PLANE_TAINT_KEY.into(),
-            effect: "NoSchedule".into(),
-            ..Default::default()
-        }]
-    });
-
-    let bind_port = init.local_api_endpoint.bind_port.get_or_insert(0);
-    if *bind_port == 0 {
-        *bind_port = DEFAULT_BIND_PORT;
-    }
+    node_registration_static_defaults(&mut init.node_registration);
+    api_endpoint_static_defaults(&mut init.local_api_endpoint);
 
     // kubeadm's SetDefaults_BootstrapTokens: one token, no description (the description
     // comes with the token of init's flags, used only without --config; see flags.rs).
@@ -149,20 +137,92 @@ pub(super) fn apply_static_defaults(config: &mut EffectiveConfig) {
         init.bootstrap_tokens.push(BootstrapToken::default());
     }
     for token in &mut init.bootstrap_tokens {
+        // kubeadm also defaults the TTL of a token that has `expires`, and the groups of one
+        // that does not authenticate, and then its validation refuses both; kubeforge leaves
+        // them unset so that such tokens can be written at all.
         if token.ttl.is_none() && token.expires.is_none() {
             token.ttl = Some(DEFAULT_TOKEN_TTL);
         }
         if token.usages.is_empty() {
             token.usages = DEFAULT_TOKEN_USAGES.map(String::from).to_vec();
         }
-        // Groups only mean something to tokens that authenticate.
         if token.groups.is_empty() && token.usages.iter().any(|u| u == "authentication") {
             token.groups = vec![DEFAULT_TOKEN_GROUP.into()];
         }
     }
+    timeouts_defaults(&mut init.timeouts);
 
+    let networking = &mut cluster.networking;
+    set_if_empty(&mut networking.service_subnet, DEFAULT_SERVICE_SUBNET);
+    set_if_empty(&mut networking.dns_domain, DEFAULT_DNS_DOMAIN);
+    set_if_empty(&mut cluster.certificates_dir, DEFAULT_CERTIFICATES_DIR);
+    set_if_empty(&mut cluster.image_repository, DEFAULT_IMAGE_REPOSITORY);
+    set_if_empty(&mut cluster.cluster_name, DEFAULT_CLUSTER_NAME);
+    // kubeadm's own default is the label `stable-1`, which we resolve offline.
+    set_if_empty(&mut cluster.kubernetes_version, DEFAULT_KUBERNETES_VERSION);
+    if let Some(version) = cluster.kubernetes_version.as_mut()
+        && let Some(resolved) = resolve_kubernetes_version(version)
+    {
+        *version = resolved;
+    }
+    cluster
+        .encryption_algorithm
+        .get_or_insert(EncryptionAlgorithm::Rsa2048);
+    cluster
+        .certificate_validity_period
+        .get_or_insert(DEFAULT_CERTIFICATE_VALIDITY);
+    cluster
+        .ca_certificate_validity_period
+        .get_or_insert(DEFAULT_CA_CERTIFICATE_VALIDITY);
+    match &mut cluster.etcd.external {
+        None => {
+            let local = cluster.etcd.local.get_or_insert_with(LocalEtcd::default);
+            set_if_empty(&mut local.data_dir, DEFAULT_ETCD_DATA_DIR);
+        }
+        Some(external) => {
+            if external.http_endpoints.is_empty() {
+                external.http_endpoints = external.endpoints.clone();
+            }
+        }
+    }
+}
+
+/// kubeforge's rule for `init`: a disabled add-on and its skipped phase are the same decision,
+/// kept in step so that later upgrades respect it.
+pub(super) fn align_disabled_addons_with_skipped_phases(config: &mut EffectiveConfig) {
+    let (init, cluster) = (&mut config.init, &mut config.cluster);
+    for (phase, disabled) in [
+        ("addon/coredns", &mut cluster.dns.disabled),
+        ("addon/kube-proxy", &mut cluster.proxy.disabled),
+    ] {
+        if *disabled && !init.skip_phases.iter().any(|p| p == phase) {
+            init.skip_phases.push(phase.into());
+        }
+        if init.skip_phases.iter().any(|p| p == phase) {
+            *disabled = true;
+        }
+    }
+}
+
+fn node_registration_static_defaults(registration: &mut NodeRegistrationOptions) {
+    set_if_empty(
+        &mut registration.image_pull_policy,
+        DEFAULT_IMAGE_PULL_POLICY,
+    );
+    registration.image_pull_serial.get_or_insert(true);
+}
+
+fn api_endpoint_static_defaults(endpoint: &mut ApiEndpoint) {
+    let bind_port = endpoint.bind_port.get_or_insert(0);
+    if *bind_port == 0 {
+        *bind_port = DEFAULT_BIND_PORT;
+    }
+}
+
+/// kubeadm's `SetDefaults_Timeouts`: every timeout not given gets its default.
+fn timeouts_defaults(timeouts: &mut Option<Timeouts>) {
     let defaults = default_timeouts();
-    let timeouts = init.timeouts.get_or_insert_with(Timeouts::default);
+    let timeouts = timeouts.get_or_insert_with(Timeouts::default);
     for (value, default) in [
         (
             &mut timeouts.control_plane_component_health_check,
@@ -185,47 +245,6 @@ pub(super) fn apply_static_defaults(config: &mut EffectiveConfig) {
             *value = default;
         }
     }
-
-    let networking = &mut cluster.networking;
-    set_if_empty(&mut networking.service_subnet, DEFAULT_SERVICE_SUBNET);
-    set_if_empty(&mut networking.dns_domain, DEFAULT_DNS_DOMAIN);
-    set_if_empty(&mut cluster.certificates_dir, DEFAULT_CERTIFICATES_DIR);
-    set_if_empty(&mut cluster.image_repository, DEFAULT_IMAGE_REPOSITORY);
-    set_if_empty(&mut cluster.cluster_name, DEFAULT_CLUSTER_NAME);
-    // kubeadm's own default is the label `stable-1`, which we resolve offline.
-    set_if_empty(&mut cluster.kubernetes_version, DEFAULT_KUBERNETES_VERSION);
-    if let Some(version) = cluster.kubernetes_version.as_mut()
-        && let Some(resolved) = normalize_kubernetes_version(version)
-    {
-        *version = resolved;
-    }
-    cluster
-        .encryption_algorithm
-        .get_or_insert(EncryptionAlgorithm::Rsa2048);
-    cluster
-        .certificate_validity_period
-        .get_or_insert(DEFAULT_CERTIFICATE_VALIDITY);
-    cluster
-        .ca_certificate_validity_period
-        .get_or_insert(DEFAULT_CA_CERTIFICATE_VALIDITY);
-    if cluster.etcd.external.is_none() {
-        let local = cluster.etcd.local.get_or_insert_with(LocalEtcd::default);
-        set_if_empty(&mut local.data_dir, DEFAULT_ETCD_DATA_DIR);
-    }
-
-    // Disabled add-ons and skipped add-on phases are the same decision; keep them in step so
-    // later upgrades respect it.
-    for (phase, disabled) in [
-        ("addon/coredns", &mut cluster.dns.disabled),
-        ("addon/kube-proxy", &mut cluster.proxy.disabled),
-    ] {
-        if *disabled && !init.skip_phases.iter().any(|p| p == phase) {
-            init.skip_phases.push(phase.into());
-        }
-        if init.skip_phases.iter().any(|p| p == phase) {
-            *disabled = true;
-        }
-    }
 }
 
 fn set_if_empty(field: &mut Option<String>, default: &str) {
@@ -234,14 +253,57 @@ fn set_if_empty(field: &mut Option<String>, default: &str) {
     }
 }
 
-/// Fills what kubeadm reads from the machine or generates: node name, advertise address,
-/// CRI socket scheme and bootstrap token secrets.
+/// Fills what kubeadm reads from the machine or generates for an InitConfiguration and
+/// ClusterConfiguration (its `SetInitDynamicDefaults`): node name, control-plane taint, CRI
+/// socket, advertise address, bootstrap token secrets, the control-plane endpoint's port and
+/// lower-case SANs.
 pub(super) fn apply_dynamic_defaults(
     config: &mut EffectiveConfig,
     machine: &dyn Machine,
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
-    let registration = &mut config.init.node_registration;
+    for token in &mut config.init.bootstrap_tokens {
+        if token.token.as_deref().is_none_or(str::is_empty) {
+            token.token = Some(generate_bootstrap_token());
+        }
+    }
+    node_registration_dynamic_defaults(
+        &mut config.init.node_registration,
+        true,
+        machine,
+        warnings,
+    )?;
+    api_endpoint_dynamic_defaults(
+        &mut config.init.local_api_endpoint,
+        "localAPIEndpoint.advertiseAddress",
+        machine,
+    )?;
+
+    let cluster = &mut config.cluster;
+    // A control-plane endpoint without a port gets this node's bind port, so that nodes with
+    // another bind port can join (an endpoint that does not parse is left for validation).
+    if let Some(endpoint) = cluster.control_plane_endpoint.as_mut()
+        && let Some((host, None)) = super::validate::parse_host_port(endpoint)
+    {
+        let port = config.init.local_api_endpoint.bind_port.unwrap_or_default();
+        *endpoint = join_host_port(&host, u16::try_from(port).unwrap_or_default());
+    }
+    // Some DNS names (like cloud load balancers') have capitals; certificates want lower case.
+    for san in &mut cluster.api_server.cert_sans {
+        *san = san.to_lowercase();
+    }
+    Ok(())
+}
+
+/// kubeadm's `SetNodeRegistrationDynamicDefaults`: the node name (the host name when unset),
+/// the control-plane taint when `taints` is unset and the node runs a control plane, and the
+/// CRI socket.
+fn node_registration_dynamic_defaults(
+    registration: &mut NodeRegistrationOptions,
+    control_plane_taint: bool,
+    machine: &dyn Machine,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     match registration.name.as_deref() {
         // kubeadm normalises given names the same way as detected ones.
         Some(name) if !name.is_empty() => registration.name = Some(name.trim().to_lowercase()),
@@ -255,16 +317,44 @@ pub(super) fn apply_dynamic_defaults(
             registration.name = Some(hostname.trim().to_lowercase());
         }
     }
-    if let Some(socket) = registration.cri_socket.as_mut()
-        && socket.starts_with('/')
-    {
-        warnings.push(format!(
-            "nodeRegistration.criSocket {socket:?} has no URL scheme; using \"unix://{socket}\""
-        ));
-        *socket = format!("unix://{socket}");
+    // `taints: null`/absent means "the default control-plane taint"; `taints: []` means none.
+    if control_plane_taint && registration.taints.is_none() {
+        registration.taints = Some(vec![Taint {
+            key: CONTROL_PLANE_TAINT_KEY.into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        }]);
     }
+    cri_socket_dynamic_default(&mut registration.cri_socket, warnings);
+    Ok(())
+}
 
-    let endpoint = &mut config.init.local_api_endpoint;
+/// The CRI socket: containerd's when unset (kubeadm probes the machine's sockets and falls back
+/// to the same; kubeforge does not probe), `unix://` prepended to a bare path, with kubeadm's
+/// warning.
+fn cri_socket_dynamic_default(socket: &mut Option<String>, warnings: &mut Vec<String>) {
+    match socket.as_mut() {
+        Some(socket) if !socket.is_empty() => {
+            if !socket.starts_with("unix") {
+                warnings.push(format!(
+                    "Usage of CRI endpoints without URL scheme is deprecated and can cause \
+                     kubelet errors in the future. Automatically prepending scheme \"unix\" to \
+                     the \"criSocket\" with value {socket:?}. Please update your configuration!"
+                ));
+                *socket = format!("unix://{socket}");
+            }
+        }
+        _ => *socket = Some(DEFAULT_CRI_SOCKET.into()),
+    }
+}
+
+/// kubeadm's `SetAPIEndpointDynamicDefaults`: an unset or unspecified advertise address becomes
+/// the address of the default route's interface. `field` names the address in the config.
+fn api_endpoint_dynamic_defaults(
+    endpoint: &mut ApiEndpoint,
+    field: &str,
+    machine: &dyn Machine,
+) -> Result<(), ConfigError> {
     let needs_detection = match endpoint.advertise_address.as_deref() {
         None | Some("") => true,
         // An unspecified address means "pick one", as kubeadm's ChooseBindAddress does; an
@@ -277,19 +367,103 @@ pub(super) fn apply_dynamic_defaults(
         let address = machine.default_route_ipv4().map_err(|why| {
             ConfigError::Detection(format!(
                 "could not choose an advertise address for the API server ({why}); \
-                 set localAPIEndpoint.advertiseAddress in the config or pass \
-                 --apiserver-advertise-address"
+                 set {field} in the config or pass --apiserver-advertise-address"
             ))
         })?;
         endpoint.advertise_address = Some(address.to_string());
     }
+    Ok(())
+}
 
-    for token in &mut config.init.bootstrap_tokens {
-        if token.token.as_deref().is_none_or(str::is_empty) {
-            token.token = Some(generate_bootstrap_token());
-        }
+/// kubeadm's defaults for a JoinConfiguration, the fixed ones (`SetDefaults_JoinConfiguration`)
+/// and those read from the machine (`SetJoinDynamicDefaults`).
+pub(super) fn apply_join_defaults(
+    join: &mut JoinConfiguration,
+    machine: &dyn Machine,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    set_if_empty(&mut join.ca_cert_path, DEFAULT_CA_CERT_PATH);
+    let discovery = &mut join.discovery;
+    if discovery
+        .tls_bootstrap_token
+        .as_deref()
+        .is_none_or(str::is_empty)
+        && let Some(bootstrap) = &discovery.bootstrap_token
+    {
+        discovery.tls_bootstrap_token = Some(bootstrap.token.clone());
+    }
+    if let Some(file) = &mut discovery.file
+        && let Some(path) = file_url_path(&file.kube_config_path)
+    {
+        file.kube_config_path = path;
+    }
+    node_registration_static_defaults(&mut join.node_registration);
+    timeouts_defaults(&mut join.timeouts);
+
+    let control_plane = join.control_plane.is_some();
+    node_registration_dynamic_defaults(
+        &mut join.node_registration,
+        control_plane,
+        machine,
+        warnings,
+    )?;
+    if let Some(control_plane) = &mut join.control_plane {
+        api_endpoint_static_defaults(&mut control_plane.local_api_endpoint);
+        api_endpoint_dynamic_defaults(
+            &mut control_plane.local_api_endpoint,
+            "controlPlane.localAPIEndpoint.advertiseAddress",
+            machine,
+        )?;
     }
     Ok(())
+}
+
+/// The path of a `file://` URL (kubeadm's `SetDefaults_FileDiscovery` accepts one for the
+/// discovery kubeconfig); `None` for anything else.
+fn file_url_path(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("file") {
+        return None;
+    }
+    // Go's url.Parse puts what precedes the first `/` in the host.
+    Some(
+        rest.find('/')
+            .map_or_else(String::new, |slash| rest[slash..].to_owned()),
+    )
+}
+
+/// kubeadm's defaults for a ResetConfiguration (`SetDefaults_ResetConfiguration`,
+/// `SetResetDynamicDefaults`).
+pub(super) fn apply_reset_defaults(reset: &mut ResetConfiguration, warnings: &mut Vec<String>) {
+    set_if_empty(&mut reset.certificates_dir, DEFAULT_CERTIFICATES_DIR);
+    timeouts_defaults(&mut reset.timeouts);
+    cri_socket_dynamic_default(&mut reset.cri_socket, warnings);
+}
+
+/// kubeadm's defaults for an UpgradeConfiguration (`SetDefaults_UpgradeConfiguration`).
+pub(super) fn apply_upgrade_defaults(upgrade: &mut UpgradeConfiguration) {
+    let (apply, node, plan) = (&mut upgrade.apply, &mut upgrade.node, &mut upgrade.plan);
+    for (etcd_upgrade, certificate_renewal, pull_policy, pull_serial) in [
+        (
+            &mut node.etcd_upgrade,
+            &mut node.certificate_renewal,
+            &mut node.image_pull_policy,
+            &mut node.image_pull_serial,
+        ),
+        (
+            &mut apply.etcd_upgrade,
+            &mut apply.certificate_renewal,
+            &mut apply.image_pull_policy,
+            &mut apply.image_pull_serial,
+        ),
+    ] {
+        etcd_upgrade.get_or_insert(true);
+        certificate_renewal.get_or_insert(true);
+        set_if_empty(pull_policy, DEFAULT_IMAGE_PULL_POLICY);
+        pull_serial.get_or_insert(true);
+    }
+    plan.etcd_upgrade.get_or_insert(true);
+    timeouts_defaults(&mut upgrade.timeouts);
 }
 
 /// A fresh random bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`.
@@ -303,67 +477,6 @@ pub fn generate_bootstrap_token() -> String {
     let id = pick(6);
     let secret = pick(16);
     format!("{id}.{secret}")
-}
-
-/// A parsed `v<major>.<minor>.<patch>[-pre][+build]` Kubernetes version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KubernetesVersion {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
-}
-
-impl KubernetesVersion {
-    /// Parses a semantic version with an optional leading `v` and optional pre-release/build.
-    pub fn parse(text: &str) -> Option<Self> {
-        let core = text.strip_prefix('v').unwrap_or(text);
-        let core_end = core.find(['-', '+']).unwrap_or(core.len());
-        let (core, suffix) = core.split_at(core_end);
-        let suffix_ok = suffix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.' | '_'))
-            && suffix.len() != 1;
-        let numbers: Vec<u64> = core
-            .split('.')
-            .map(|part| {
-                let canonical = !part.is_empty() && (part == "0" || !part.starts_with('0'));
-                part.parse()
-                    .ok()
-                    .filter(|_| canonical && part.bytes().all(|b| b.is_ascii_digit()))
-            })
-            .collect::<Option<_>>()?;
-        match numbers[..] {
-            [major, minor, patch] if suffix_ok => Some(Self {
-                major,
-                minor,
-                patch,
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// Resolves a version label or adds the `v` prefix to an explicit version; `None` when the
-/// text is neither a resolvable label nor a semantic version (validation then reports it).
-pub fn normalize_kubernetes_version(requested: &str) -> Option<String> {
-    let default = KubernetesVersion::parse(DEFAULT_KUBERNETES_VERSION)?;
-    let own_minor = format!("{}.{}", default.major, default.minor);
-    let label_matches = |label: &str| {
-        ["stable", "latest"].iter().any(|prefix| {
-            label == *prefix
-                || label == format!("{prefix}-{}", default.major)
-                || label == format!("{prefix}-{own_minor}")
-        })
-    };
-    if label_matches(requested) {
-        return Some(DEFAULT_KUBERNETES_VERSION.into());
-    }
-    KubernetesVersion::parse(requested)?;
-    Some(if requested.starts_with('v') {
-        requested.to_owned()
-    } else {
-        format!("v{requested}")
-    })
 }
 
 #[cfg(test)]
@@ -436,7 +549,10 @@ pub(super) mod tests {
         assert_eq!(token.groups, [DEFAULT_TOKEN_GROUP]);
         assert_eq!(token.description, None, "kubeadm's defaulting sets none");
 
-        assert_eq!(cluster.kubernetes_version.as_deref(), Some("v1.35.4"));
+        assert_eq!(
+            cluster.kubernetes_version.as_deref(),
+            Some(DEFAULT_KUBERNETES_VERSION)
+        );
         assert_eq!(
             cluster.networking.service_subnet.as_deref(),
             Some("10.96.0.0/12")
@@ -587,64 +703,11 @@ pub(super) mod tests {
         let mut config = EffectiveConfig::default();
         config.cluster.dns.disabled = true;
         config.init.skip_phases = vec!["addon/kube-proxy".into()];
-        apply_static_defaults(&mut config);
+        align_disabled_addons_with_skipped_phases(&mut config);
         assert!(config.cluster.proxy.disabled);
         assert_eq!(
             config.init.skip_phases,
             ["addon/kube-proxy", "addon/coredns"]
-        );
-    }
-
-    #[test]
-    fn versions_and_labels() {
-        for label in [
-            "stable",
-            "stable-1",
-            "latest",
-            "latest-1",
-            "stable-1.35",
-            "latest-1.35",
-        ] {
-            assert_eq!(
-                normalize_kubernetes_version(label).as_deref(),
-                Some("v1.35.4"),
-                "{label}"
-            );
-        }
-        assert_eq!(
-            normalize_kubernetes_version("1.35.0").as_deref(),
-            Some("v1.35.0")
-        );
-        assert_eq!(
-            normalize_kubernetes_version("v1.34.1").as_deref(),
-            Some("v1.34.1")
-        );
-        assert_eq!(
-            normalize_kubernetes_version("v1.35.0-rc.1").as_deref(),
-            Some("v1.35.0-rc.1")
-        );
-        for unresolvable in [
-            "stable-1.34",
-            "latest-1.36",
-            "ci/latest",
-            "1.35",
-            "v1.35.x",
-            "v01.35.0",
-            "",
-        ] {
-            assert_eq!(
-                normalize_kubernetes_version(unresolvable),
-                None,
-                "{unresolvable}"
-            );
-        }
-        assert_eq!(
-            KubernetesVersion::parse("v1.35.4"),
-            Some(KubernetesVersion {
-                major: 1,
-                minor: 35,
-                patch: 4
-            })
         );
     }
 

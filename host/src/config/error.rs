@@ -44,19 +44,33 @@ pub enum ConfigError {
     #[error("{0}")]
     Detection(String),
 
+    /// The InitConfiguration and ClusterConfiguration (validated together, as kubeadm does).
     #[error("{}", render_field_errors(.0))]
     Invalid(Vec<FieldError>),
+
+    /// Another kubeadm kind of the file (`config validate`, `config migrate`).
+    #[error("config file {path:?}: {}", render_problems(&format!("invalid {kind}"), errors))]
+    InvalidKind {
+        path: PathBuf,
+        kind: &'static str,
+        errors: Vec<FieldError>,
+    },
 }
 
 fn describe_kind(kind: &Option<String>) -> String {
     kind.as_ref().map(|k| format!(" ({k})")).unwrap_or_default()
 }
 
-fn render_field_errors(errors: &[FieldError]) -> String {
+/// Validation errors as one message: `invalid configuration: <error>`, or one error a line.
+pub(super) fn render_field_errors(errors: &[FieldError]) -> String {
+    render_problems("invalid configuration", errors)
+}
+
+fn render_problems(what: &str, errors: &[FieldError]) -> String {
     match errors {
-        [only] => format!("invalid configuration: {only}"),
+        [only] => format!("{what}: {only}"),
         _ => {
-            let mut text = format!("invalid configuration ({} problems):", errors.len());
+            let mut text = format!("{what} ({} problems):", errors.len());
             for error in errors {
                 text.push_str("\n  - ");
                 text.push_str(&error.to_string());
@@ -96,6 +110,16 @@ impl FieldError {
             value: None,
             detail: detail.into(),
         }
+    }
+}
+
+/// A list or map as Kubernetes' field errors print one: compact JSON.
+pub(super) struct JsonValue<'a, T>(pub &'a T);
+
+impl<T: serde::Serialize> fmt::Debug for JsonValue<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = serde_json::to_string(self.0).map_err(|_| fmt::Error)?;
+        f.write_str(&json)
     }
 }
 

@@ -1,19 +1,25 @@
-//! Reading a `--config` file: multi-document YAML, dispatched on `apiVersion` + `kind`.
+//! Reading a config file: multi-document YAML, each document dispatched on `apiVersion` +
+//! `kind`, the kubeadm kinds of every API version the target release reads converted to
+//! v1beta4.
 
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 
+use kubeforge_api::release::{DEFAULT_RELEASE, Release};
 use kubeforge_api::v1beta4::{
-    ClusterConfiguration, ClusterConfigurationKind, GROUP_VERSION, InitConfiguration,
-    InitConfigurationKind,
+    self, ClusterConfiguration, GROUP_VERSION, InitConfiguration, JoinConfiguration,
+    ResetConfiguration, UpgradeConfiguration,
 };
+use kubeforge_api::{Duration, v1, v1beta3};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::error::ConfigError;
+use super::api_versions::{self, ConfigApi, KUBEADM_GROUP, Reader};
+use super::convert::{self, FromV1};
+use super::error::{ConfigError, render_field_errors};
+use super::field_hints;
 
-const KUBEADM_GROUP: &str = "kubeadm.k8s.io";
 const KUBELET_CONFIG_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
 const KUBE_PROXY_CONFIG_VERSION: &str = "kubeproxy.config.k8s.io/v1alpha1";
 const PHASE_CONFIG_VERSION: &str = "kubeforge.dev/v1alpha1";
@@ -26,24 +32,55 @@ const PHASE_CONFIG_VERSION: &str = "kubeforge.dev/v1alpha1";
 /// that again for each (100 in 37 KB: 7.6 s in a release build).
 const MAX_FILE_VALUES: usize = 20_000;
 
-/// The documents of one config file, by kind; component configs stay opaque JSON because the
-/// phases that own them interpret them.
+/// How a file is read: by which command, for which release.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadOptions {
+    pub reader: Reader,
+    /// The release given on the command line; else the file's ClusterConfiguration decides.
+    pub release: Option<Release>,
+}
+
+impl ReadOptions {
+    /// As `init` reads its `--config` (which cannot be combined with --kubernetes-version).
+    pub(super) const INIT: ReadOptions = ReadOptions {
+        reader: Reader::Init,
+        release: None,
+    };
+}
+
+/// The documents of one config file, by kind, the kubeadm ones as v1beta4 whatever version they
+/// were written in; component configs stay opaque JSON because the phases that own them
+/// interpret them.
 #[derive(Debug, Default)]
 pub(super) struct ConfigDocuments {
     pub init: Option<InitConfiguration>,
     pub cluster: Option<ClusterConfiguration>,
+    pub join: Option<JoinConfiguration>,
+    pub reset: Option<ResetConfiguration>,
+    pub upgrade: Option<UpgradeConfiguration>,
     pub kubelet: Option<Value>,
     pub kube_proxy: Option<Value>,
     pub phase_configuration: Option<super::profile::PhaseConfiguration>,
+    /// `apiServer.timeoutForControlPlane` (defaulted) when the ClusterConfiguration was
+    /// v1beta3; v1beta4 has no such field, and kubeadm's commands each carry it over their own
+    /// way.
+    pub v1beta3_control_plane_timeout: Option<Duration>,
+    /// The release the file was read for; `None` when its kubernetesVersion names none
+    /// kubeforge deploys (validation reports that).
+    pub release: Option<Release>,
+    /// kubeadm's warnings (its deprecation warning for each v1beta3 document).
     pub warnings: Vec<String>,
 }
 
-pub(super) fn read_config_file(path: &Path) -> Result<ConfigDocuments, ConfigError> {
+pub(super) fn read_config_file(
+    path: &Path,
+    options: ReadOptions,
+) -> Result<ConfigDocuments, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    parse_config_documents(path, &text)
+    parse_config_documents(path, &text, options)
 }
 
 /// One `---`-separated document: its text and the file line it starts on (1-based).
@@ -100,115 +137,97 @@ fn over_value_budget(error: &serde_saphyr::Error) -> bool {
     }
 }
 
+/// A document with its type fields read.
+struct Document<'a> {
+    path: &'a Path,
+    /// 1-based, counting every `---`-separated document.
+    index: usize,
+    raw: RawDocument<'a>,
+    api_version: String,
+    kind: String,
+    object: Map<String, Value>,
+}
+
+impl Document<'_> {
+    fn error(&self, message: String) -> ConfigError {
+        ConfigError::Document {
+            path: self.path.to_owned(),
+            index: self.index,
+            kind: Some(self.kind.clone()),
+            message,
+        }
+    }
+
+    /// Decodes the document strictly from its own text, so errors carry YAML line numbers; a
+    /// failure of a kubeadm kind also says which of its fields belong to another API version.
+    /// The text has been parsed within the file's budget already; this parse costs no more
+    /// than that one.
+    fn decode<T: DeserializeOwned>(&self, api: Option<ConfigApi>) -> Result<T, ConfigError> {
+        serde_saphyr::from_str_with_options(self.raw.text, yaml_options(MAX_FILE_VALUES)).map_err(
+            |err| {
+                let mut message = format!(
+                    "{err} (the document starts at line {} of the file)",
+                    self.raw.first_line
+                );
+                for hint in api
+                    .map(|api| field_hints::hints(api, &self.kind, &self.object))
+                    .unwrap_or_default()
+                {
+                    message.push_str("\n  - ");
+                    message.push_str(&hint);
+                }
+                self.error(message)
+            },
+        )
+    }
+}
+
 pub(super) fn parse_config_documents(
     path: &Path,
     text: &str,
+    options: ReadOptions,
 ) -> Result<ConfigDocuments, ConfigError> {
-    let mut parsed = ConfigDocuments::default();
-    let values_left = Rc::new(Cell::new(MAX_FILE_VALUES));
-    for (position, raw) in split_documents(text).iter().enumerate() {
-        let index = position + 1;
-        let document_error = |kind: Option<&str>, message: String| ConfigError::Document {
-            path: path.to_owned(),
-            index,
-            kind: kind.map(str::to_owned),
-            message,
-        };
-        let counter = Rc::clone(&values_left);
-        let options = yaml_options(values_left.get()).with_budget_report(move |report| {
-            counter.set(counter.get().saturating_sub(report.nodes));
-        });
-        let value: Value = serde_saphyr::from_str_with_options(raw.text, options).map_err(|err| {
-            if over_value_budget(&err) {
-                document_error(
-                    None,
-                    format!(
-                        "the file reaches more than {MAX_FILE_VALUES} YAML values here (counting \
-                         those aliases repeat), far more than a kubeadm config has (the document \
-                         starts at line {})",
-                        raw.first_line
-                    ),
-                )
-            } else {
-                ConfigError::Yaml {
-                    path: path.to_owned(),
-                    message: format!(
-                        "document {index} (starting at line {}): {err}",
-                        raw.first_line
-                    ),
-                }
+    let documents = read_type_fields(path, text)?;
+    let release = target_release(&documents, options);
+    let mut parsed = ConfigDocuments {
+        release: release.as_ref().ok().copied(),
+        ..Default::default()
+    };
+    let accepted = accept_kubeadm_versions(&documents, &release, options.reader, &mut parsed)?;
+    for (document, accepted) in documents.iter().zip(accepted) {
+        let kind = document.kind.as_str();
+        if let Some(api) = accepted {
+            if !api.kinds().contains(&kind) {
+                return Err(document.error(unknown_kind(api, kind)));
             }
-        })?;
-        let object = match value {
-            Value::Null => continue,
-            Value::Object(object) => object,
-            _ => {
-                return Err(document_error(
-                    None,
-                    "expected a mapping with apiVersion and kind".into(),
-                ));
-            }
-        };
-        let type_field = |name: &str| match object.get(name) {
-            Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
-            _ => Err(document_error(
-                None,
-                format!(
-                    "missing {name}; every document needs `apiVersion` and `kind`, \
-                     e.g. `apiVersion: {GROUP_VERSION}` and `kind: InitConfiguration`"
-                ),
-            )),
-        };
-        let api_version = type_field("apiVersion")?;
-        let kind = type_field("kind")?;
-        let kind_error = |message: String| document_error(Some(&kind), message);
-
-        match (api_version.as_str(), kind.as_str()) {
-            (GROUP_VERSION, InitConfigurationKind::NAME) => store_once(
-                &mut parsed.init,
-                decode_typed(raw, &kind_error)?,
-                &kind_error,
+            read_kubeadm_kind(document, api, &mut parsed)?;
+            continue;
+        }
+        match document.api_version.as_str() {
+            KUBELET_CONFIG_VERSION if kind == "KubeletConfiguration" => store_once(
+                &mut parsed.kubelet,
+                Value::Object(document.object.clone()),
+                document,
             )?,
-            (GROUP_VERSION, ClusterConfigurationKind::NAME) => store_once(
-                &mut parsed.cluster,
-                decode_typed(raw, &kind_error)?,
-                &kind_error,
+            KUBE_PROXY_CONFIG_VERSION if kind == "KubeProxyConfiguration" => store_once(
+                &mut parsed.kube_proxy,
+                Value::Object(document.object.clone()),
+                document,
             )?,
-            (
-                GROUP_VERSION,
-                "JoinConfiguration" | "ResetConfiguration" | "UpgradeConfiguration",
-            ) => {
-                parsed.warnings.push(format!(
-                    "config file {path:?}, document {index}: ignoring {kind}, which `init` does not use"
-                ));
-            }
-            (GROUP_VERSION, _) => {
-                return Err(kind_error(format!(
-                    "unknown kind {kind:?} in {GROUP_VERSION}; `init` reads InitConfiguration \
-                     and ClusterConfiguration"
-                )));
-            }
-            (version, _) if version.starts_with(&format!("{KUBEADM_GROUP}/")) => {
-                return Err(kind_error(old_or_unknown_kubeadm_version(version, &kind)));
-            }
-            (KUBELET_CONFIG_VERSION, "KubeletConfiguration") => {
-                store_once(&mut parsed.kubelet, Value::Object(object), &kind_error)?
-            }
-            (KUBE_PROXY_CONFIG_VERSION, "KubeProxyConfiguration") => {
-                store_once(&mut parsed.kube_proxy, Value::Object(object), &kind_error)?
-            }
-            (PHASE_CONFIG_VERSION, "PhaseConfiguration") => store_once(
+            PHASE_CONFIG_VERSION if kind == "PhaseConfiguration" => store_once(
                 &mut parsed.phase_configuration,
-                decode_typed(raw, &kind_error)?,
-                &kind_error,
+                document.decode(None)?,
+                document,
             )?,
             _ => {
-                return Err(kind_error(format!(
-                    "unsupported apiVersion {api_version:?} with kind {kind:?}; supported are \
-                     {GROUP_VERSION} InitConfiguration and ClusterConfiguration, \
+                return Err(document.error(format!(
+                    "unsupported apiVersion {:?} with kind {kind:?}; supported are the kubeadm \
+                     kinds ({GROUP_VERSION} InitConfiguration, ClusterConfiguration, \
+                     JoinConfiguration, ResetConfiguration and UpgradeConfiguration), \
                      {KUBELET_CONFIG_VERSION} KubeletConfiguration, \
                      {KUBE_PROXY_CONFIG_VERSION} KubeProxyConfiguration and \
-                     {PHASE_CONFIG_VERSION} PhaseConfiguration"
+                     {PHASE_CONFIG_VERSION} PhaseConfiguration",
+                    document.api_version
                 )));
             }
         }
@@ -216,45 +235,250 @@ pub(super) fn parse_config_documents(
     Ok(parsed)
 }
 
-/// Decodes a document strictly from its own text, so errors carry YAML line numbers. The text
-/// has been parsed within the file's budget already; this parse costs no more than that one.
-fn decode_typed<T: DeserializeOwned>(
-    raw: &RawDocument<'_>,
-    kind_error: &dyn Fn(String) -> ConfigError,
-) -> Result<T, ConfigError> {
-    serde_saphyr::from_str_with_options(raw.text, yaml_options(MAX_FILE_VALUES)).map_err(|err| {
-        kind_error(format!(
-            "{err} (the document starts at line {} of the file)",
-            raw.first_line
-        ))
-    })
+/// Judges the `apiVersion` of every kubeadm document before any is decoded, in kubeadm's order
+/// (sorted by `<group>/<version>, Kind=<kind>`), so the first refused and the order of the
+/// warnings are kubeadm's; the API to decode each document with, `None` for other groups.
+fn accept_kubeadm_versions(
+    documents: &[Document<'_>],
+    release: &Result<Release, String>,
+    reader: Reader,
+    parsed: &mut ConfigDocuments,
+) -> Result<Vec<Option<ConfigApi>>, ConfigError> {
+    let mut in_kubeadms_order: Vec<(String, usize)> = documents
+        .iter()
+        .enumerate()
+        .filter(|(_, document)| {
+            document
+                .api_version
+                .starts_with(&format!("{KUBEADM_GROUP}/"))
+        })
+        .map(|(position, document)| {
+            let gvk = format!("{}, Kind={}", document.api_version, document.kind);
+            (gvk, position)
+        })
+        .collect();
+    in_kubeadms_order.sort();
+    let mut accepted = vec![None; documents.len()];
+    for (_, position) in in_kubeadms_order {
+        let document = &documents[position];
+        let verdict = api_versions::accept(
+            &document.api_version,
+            &document.kind,
+            release.as_ref().copied().map_err(String::as_str),
+            reader,
+        )
+        .map_err(|message| document.error(message))?;
+        parsed.warnings.extend(verdict.warning);
+        accepted[position] = Some(verdict.api);
+    }
+    Ok(accepted)
 }
 
+/// Splits the file and reads each document's `apiVersion` and `kind`, within one budget of
+/// values for the whole file; empty documents are skipped.
+fn read_type_fields<'a>(path: &'a Path, text: &'a str) -> Result<Vec<Document<'a>>, ConfigError> {
+    let values_left = Rc::new(Cell::new(MAX_FILE_VALUES));
+    let mut documents = Vec::new();
+    for (position, raw) in split_documents(text).into_iter().enumerate() {
+        let index = position + 1;
+        let untyped_error = |message: String| ConfigError::Document {
+            path: path.to_owned(),
+            index,
+            kind: None,
+            message,
+        };
+        let counter = Rc::clone(&values_left);
+        let options = yaml_options(values_left.get()).with_budget_report(move |report| {
+            counter.set(counter.get().saturating_sub(report.nodes));
+        });
+        let value: Value =
+            serde_saphyr::from_str_with_options(raw.text, options).map_err(|err| {
+                if over_value_budget(&err) {
+                    untyped_error(format!(
+                        "the file reaches more than {MAX_FILE_VALUES} YAML values here \
+                         (counting those aliases repeat), far more than a kubeadm config has \
+                         (the document starts at line {})",
+                        raw.first_line
+                    ))
+                } else {
+                    ConfigError::Yaml {
+                        path: path.to_owned(),
+                        message: format!(
+                            "document {index} (starting at line {}): {err}",
+                            raw.first_line
+                        ),
+                    }
+                }
+            })?;
+        let object = match value {
+            Value::Null => continue,
+            Value::Object(object) => object,
+            _ => {
+                return Err(untyped_error(
+                    "expected a mapping with apiVersion and kind".into(),
+                ));
+            }
+        };
+        let type_field = |name: &str| match object.get(name) {
+            Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+            _ => Err(untyped_error(format!(
+                "missing {name}; every document needs `apiVersion` and `kind`, \
+                 e.g. `apiVersion: {GROUP_VERSION}` and `kind: InitConfiguration`"
+            ))),
+        };
+        let api_version = type_field("apiVersion")?;
+        let kind = type_field("kind")?;
+        documents.push(Document {
+            path,
+            index,
+            raw,
+            api_version,
+            kind,
+            object,
+        });
+    }
+    Ok(documents)
+}
+
+/// The release whose kubeadm reads the file: the one given on the command line, else the one
+/// the ClusterConfiguration's kubernetesVersion names (in any API version), else the default.
+/// The error says why the file's version names none kubeforge deploys.
+fn target_release(documents: &[Document<'_>], options: ReadOptions) -> Result<Release, String> {
+    if let Some(release) = options.release {
+        return Ok(release);
+    }
+    let requested = documents.iter().find_map(|document| {
+        let kubeadm = document
+            .api_version
+            .starts_with(&format!("{KUBEADM_GROUP}/"));
+        match document.object.get("kubernetesVersion") {
+            Some(Value::String(version)) if kubeadm && document.kind == "ClusterConfiguration" => {
+                Some((document.index, version))
+            }
+            _ => None,
+        }
+    });
+    match requested {
+        None => Ok(DEFAULT_RELEASE),
+        Some((index, version)) => Release::of_request(version).map_err(|why| {
+            format!(
+                "the ClusterConfiguration (document {index}) sets kubernetesVersion {version:?}: \
+                 {why}"
+            )
+        }),
+    }
+}
+
+/// Decodes a kubeadm document of a version and kind the release reads, and stores it as
+/// v1beta4.
+fn read_kubeadm_kind(
+    document: &Document<'_>,
+    api: ConfigApi,
+    parsed: &mut ConfigDocuments,
+) -> Result<(), ConfigError> {
+    match (api, document.kind.as_str()) {
+        (ConfigApi::V1beta4, "InitConfiguration") => {
+            store_once(&mut parsed.init, document.decode(Some(api))?, document)
+        }
+        (ConfigApi::V1beta4, "ClusterConfiguration") => {
+            store_once(&mut parsed.cluster, document.decode(Some(api))?, document)
+        }
+        (ConfigApi::V1beta4, "JoinConfiguration") => {
+            store_once(&mut parsed.join, document.decode(Some(api))?, document)
+        }
+        (ConfigApi::V1beta4, "ResetConfiguration") => {
+            store_once(&mut parsed.reset, document.decode(Some(api))?, document)
+        }
+        (ConfigApi::V1beta4, "UpgradeConfiguration") => {
+            store_once(&mut parsed.upgrade, document.decode(Some(api))?, document)
+        }
+        (ConfigApi::V1beta3, "InitConfiguration") => {
+            let init: v1beta3::InitConfiguration = document.decode(Some(api))?;
+            store_once(&mut parsed.init, convert::init_from_v1beta3(init), document)
+        }
+        (ConfigApi::V1beta3, "ClusterConfiguration") => {
+            let cluster: v1beta3::ClusterConfiguration = document.decode(Some(api))?;
+            let (cluster, timeout) = convert::cluster_from_v1beta3(cluster);
+            store_once(&mut parsed.cluster, cluster, document)?;
+            parsed.v1beta3_control_plane_timeout = Some(timeout);
+            Ok(())
+        }
+        (ConfigApi::V1beta3, "JoinConfiguration") => {
+            let join: v1beta3::JoinConfiguration = document.decode(Some(api))?;
+            store_once(&mut parsed.join, convert::join_from_v1beta3(join), document)
+        }
+        (ConfigApi::V1, "InitConfiguration") => {
+            let mut from_v1 = FromV1::default();
+            let init = from_v1.init(document.decode::<v1::InitConfiguration>(Some(api))?);
+            merge_methods_checked(document, from_v1)?;
+            store_once(&mut parsed.init, init, document)
+        }
+        (ConfigApi::V1, "ClusterConfiguration") => {
+            let mut from_v1 = FromV1::default();
+            let cluster = from_v1.cluster(document.decode::<v1::ClusterConfiguration>(Some(api))?);
+            merge_methods_checked(document, from_v1)?;
+            store_once(&mut parsed.cluster, cluster, document)
+        }
+        (ConfigApi::V1, "JoinConfiguration") => {
+            let mut from_v1 = FromV1::default();
+            let join = from_v1.join(document.decode::<v1::JoinConfiguration>(Some(api))?);
+            merge_methods_checked(document, from_v1)?;
+            store_once(&mut parsed.join, join, document)
+        }
+        (ConfigApi::V1, "ResetConfiguration") => {
+            let reset: v1::ResetConfiguration = document.decode(Some(api))?;
+            store_once(&mut parsed.reset, convert::reset_from_v1(reset), document)
+        }
+        (ConfigApi::V1, "UpgradeConfiguration") => {
+            let upgrade: v1::UpgradeConfiguration = document.decode(Some(api))?;
+            store_once(
+                &mut parsed.upgrade,
+                convert::upgrade_from_v1(upgrade),
+                document,
+            )
+        }
+        (api, kind) => Err(document.error(unknown_kind(api, kind))),
+    }
+}
+
+/// kubeadm validates a v1 argument's `mergeMethod` with the rest of its kind; v1beta4 has no
+/// such field, so kubeforge checks it while converting and reports it for the document.
+fn merge_methods_checked(document: &Document<'_>, from_v1: FromV1) -> Result<(), ConfigError> {
+    match from_v1.errors.as_slice() {
+        [] => Ok(()),
+        errors => Err(document.error(render_field_errors(errors))),
+    }
+}
+
+fn unknown_kind(api: ConfigApi, kind: &str) -> String {
+    let kinds = api.kinds();
+    let (last, rest) = kinds.split_last().expect("every API version has kinds");
+    let mut message = format!(
+        "unknown kind {kind:?} in {}, whose kinds are {} and {last}",
+        api.group_version(),
+        rest.join(", ")
+    );
+    if api == ConfigApi::V1beta3 && ConfigApi::V1beta4.kinds().contains(&kind) {
+        message.push_str(&format!(
+            "; {kind} exists from {} on: write it as that version",
+            v1beta4::GROUP_VERSION
+        ));
+    }
+    message
+}
+
+/// Stores a kind's document; kubeadm allows each kind once per file, whatever its version.
 fn store_once<T>(
     slot: &mut Option<T>,
     value: T,
-    kind_error: &dyn Fn(String) -> ConfigError,
+    document: &Document<'_>,
 ) -> Result<(), ConfigError> {
     if slot.is_some() {
-        return Err(kind_error(
-            "this kind is specified twice in the file; keep one document per kind".into(),
-        ));
+        return Err(document
+            .error("this kind is specified twice in the file; keep one document per kind".into()));
     }
     *slot = Some(value);
     Ok(())
-}
-
-fn old_or_unknown_kubeadm_version(version: &str, kind: &str) -> String {
-    match version.strip_prefix(&format!("{KUBEADM_GROUP}/")) {
-        Some("v1beta3" | "v1beta2" | "v1beta1" | "v1alpha3" | "v1alpha2" | "v1alpha1") => format!(
-            "{version} is an older kubeadm config API; kubeforge reads only {GROUP_VERSION}. \
-             Convert the file with `kubeadm config migrate --old-config <old.yaml> --new-config <new.yaml>` \
-             (kind {kind})"
-        ),
-        _ => format!(
-            "unknown kubeadm config API version {version:?}; kubeforge reads {GROUP_VERSION}"
-        ),
-    }
 }
 
 #[cfg(test)]
@@ -262,7 +486,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ConfigDocuments, ConfigError> {
-        parse_config_documents(Path::new("/tmp/kubeadm.yaml"), text)
+        parse_config_documents(Path::new("/tmp/kubeadm.yaml"), text, ReadOptions::INIT)
     }
 
     fn error(text: &str) -> String {
@@ -385,13 +609,21 @@ localAPIEndpoint:
     }
 
     #[test]
-    fn other_kubeadm_kinds_are_ignored_with_a_warning() {
-        let documents =
-            parse("apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery: {}\n")
-                .unwrap();
-        assert!(documents.init.is_none());
-        assert_eq!(documents.warnings.len(), 1);
-        assert!(documents.warnings[0].contains("JoinConfiguration"));
+    fn join_reset_and_upgrade_are_read_strictly_too() {
+        let documents = parse(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery: {}\n---\n\
+             apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\nforce: true\n---\n\
+             apiVersion: kubeadm.k8s.io/v1beta4\nkind: UpgradeConfiguration\n",
+        )
+        .unwrap();
+        assert!(documents.init.is_none() && documents.join.is_some());
+        assert!(documents.reset.unwrap().force && documents.upgrade.is_some());
+        let message =
+            error("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ResetConfiguration\nforse: true\n");
+        assert!(
+            message.contains("document 1 (ResetConfiguration)") && message.contains("forse"),
+            "{message}"
+        );
     }
 
     #[test]

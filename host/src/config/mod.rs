@@ -1,10 +1,16 @@
-//! kubeadm's v1beta4 configuration on the host: reading `--config` files, merging `init`
-//! flags, defaulting, validation, and `config print init-defaults`.
+//! kubeadm's configuration on the host: reading config files in every API version the target
+//! release's kubeadm reads (v1beta4; v1beta3 for v1.35 and v1.36; the experimental v1 for
+//! v1.37), merging `init` flags, defaulting, validation, and the `config` commands (`print
+//! init-defaults`, `validate`, `migrate`).
 //!
-//! The result, [`LoadedConfig::effective`], is what phases receive as JSON.
+//! The result of `init`'s loading, [`LoadedConfig::effective`], is what phases receive as JSON.
 
+mod api_versions;
+mod commands;
+mod convert;
 pub mod defaults;
 mod error;
+mod field_hints;
 mod flags;
 mod load;
 mod print;
@@ -14,7 +20,9 @@ mod validate;
 use std::path::Path;
 
 use kubeforge_api::EffectiveConfig;
+use kubeforge_api::v1beta4::{ClusterConfiguration, InitConfiguration};
 
+pub use commands::{MigrateOptions, Migrated, ValidateOptions, migrate_config, validate_config};
 pub use defaults::DEFAULT_KUBERNETES_VERSION;
 pub use error::{ConfigError, FieldError};
 pub use flags::InitFlags;
@@ -28,7 +36,8 @@ pub struct LoadedConfig {
     pub effective: EffectiveConfig,
     /// `kubeforge.dev/v1alpha1 PhaseConfiguration`: which component fills which slot.
     pub phase_configuration: Option<profile::PhaseConfiguration>,
-    /// Things the user should know that do not stop `init` (ignored documents, rewritten values).
+    /// Things the user should know that do not stop `init` (kubeadm's warnings, ignored
+    /// documents, rewritten values).
     pub warnings: Vec<String>,
 }
 
@@ -57,14 +66,24 @@ fn load_init_on(
     match config_path {
         Some(path) => {
             flags::check_mixed_arguments(flags)?;
-            let documents = load::read_config_file(path)?;
+            let mut documents = load::read_config_file(path, load::ReadOptions::INIT)?;
             if documents.init.is_none() && documents.cluster.is_none() {
                 return Err(ConfigError::NoKubeadmDocument {
                     path: path.to_owned(),
                 });
             }
-            effective.init = documents.init.unwrap_or_default();
-            effective.cluster = documents.cluster.unwrap_or_default();
+            for (kind, present) in [
+                ("JoinConfiguration", documents.join.is_some()),
+                ("ResetConfiguration", documents.reset.is_some()),
+                ("UpgradeConfiguration", documents.upgrade.is_some()),
+            ] {
+                if present {
+                    documents.warnings.push(format!(
+                        "config file {path:?}: ignoring its {kind}, which `init` does not use"
+                    ));
+                }
+            }
+            (effective.init, effective.cluster) = init_and_cluster(&mut documents);
             effective.kubelet = documents.kubelet;
             effective.kube_proxy = documents.kube_proxy;
             loaded.phase_configuration = documents.phase_configuration;
@@ -74,6 +93,7 @@ fn load_init_on(
         None => flags::apply_all_flags(flags, &mut effective)?,
     }
     defaults::apply_static_defaults(&mut effective);
+    defaults::align_disabled_addons_with_skipped_phases(&mut effective);
     defaults::apply_dynamic_defaults(&mut effective, machine, &mut loaded.warnings)?;
     let errors = validate::validate(&effective);
     if !errors.is_empty() {
@@ -81,6 +101,25 @@ fn load_init_on(
     }
     loaded.effective = effective;
     Ok(loaded)
+}
+
+/// The file's InitConfiguration and ClusterConfiguration (either may be absent), with v1beta3's
+/// control-plane wait carried over as kubeadm's `init` does: a v1beta3
+/// `timeoutForControlPlane` other than 0 and the 4-minute default wins over the
+/// InitConfiguration's `timeouts.controlPlaneComponentHealthCheck`.
+fn init_and_cluster(
+    documents: &mut load::ConfigDocuments,
+) -> (InitConfiguration, ClusterConfiguration) {
+    let mut init = documents.init.take().unwrap_or_default();
+    if let Some(timeout) = documents.v1beta3_control_plane_timeout.filter(|timeout| {
+        *timeout != kubeforge_api::Duration::ZERO
+            && *timeout != convert::DEFAULT_V1BETA3_CONTROL_PLANE_TIMEOUT
+    }) {
+        init.timeouts
+            .get_or_insert_with(Default::default)
+            .control_plane_component_health_check = Some(timeout);
+    }
+    (init, documents.cluster.take().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -5,25 +5,26 @@ use kubeforge_api::v1beta4::{
 };
 use serde::Serialize;
 
-use super::defaults::{
-    DEFAULT_BIND_PORT, DEFAULT_CRI_SOCKET, DEFAULT_IMAGE_PULL_POLICY, DEFAULT_KUBERNETES_VERSION,
-    KubernetesVersion, apply_static_defaults, default_timeouts,
-};
+use super::defaults::{DEFAULT_CRI_SOCKET, apply_static_defaults};
 use kubeforge_api::EffectiveConfig;
+use kubeforge_api::release::Release;
 
 /// Placeholder values kubeadm prints where real ones come from the machine or are random.
 const EXAMPLE_TOKEN: &str = "abcdef.0123456789abcdef";
 const EXAMPLE_ADVERTISE_ADDRESS: &str = "1.2.3.4";
 const EXAMPLE_NODE_NAME: &str = "node";
 
-/// The two documents kubeadm v1.35 prints for `kubeadm config print init-defaults`, keys
-/// sorted as kubeadm sorts them, separated by `---`.
-pub fn init_defaults_yaml() -> String {
-    let (init, cluster) = init_defaults();
+/// The two documents the kubeadm of `release` prints for `kubeadm config print init-defaults`,
+/// keys sorted as kubeadm sorts them, separated by `---`.
+pub fn init_defaults_yaml(release: Release) -> String {
+    let (init, cluster) = init_defaults(release);
     format!("{}---\n{}", to_sorted_yaml(&init), to_sorted_yaml(&cluster))
 }
 
-fn init_defaults() -> (InitConfiguration, ClusterConfiguration) {
+/// kubeadm's `DefaultedStaticInitConfiguration`: placeholders where the machine would be read
+/// (or a token generated), and the fixed defaults only (so `taints: null`: only the dynamic
+/// defaults fill it).
+fn init_defaults(release: Release) -> (InitConfiguration, ClusterConfiguration) {
     let mut config = EffectiveConfig {
         init: InitConfiguration {
             bootstrap_tokens: vec![BootstrapToken {
@@ -32,33 +33,23 @@ fn init_defaults() -> (InitConfiguration, ClusterConfiguration) {
             }],
             local_api_endpoint: ApiEndpoint {
                 advertise_address: Some(EXAMPLE_ADVERTISE_ADDRESS.into()),
-                bind_port: Some(DEFAULT_BIND_PORT),
+                ..Default::default()
             },
             node_registration: NodeRegistrationOptions {
                 name: Some(EXAMPLE_NODE_NAME.into()),
                 cri_socket: Some(DEFAULT_CRI_SOCKET.into()),
-                image_pull_policy: Some(DEFAULT_IMAGE_PULL_POLICY.into()),
-                image_pull_serial: Some(true),
                 ..Default::default()
             },
-            timeouts: Some(default_timeouts()),
             ..Default::default()
         },
-        cluster: ClusterConfiguration::default(),
         ..Default::default()
     };
     apply_static_defaults(&mut config);
     let EffectiveConfig {
-        mut init,
-        mut cluster,
-        ..
+        init, mut cluster, ..
     } = config;
-    // kubeadm prints the taints it has not defaulted yet (`taints: null`) and the version as
-    // `<major>.<minor>.0` of its own release.
-    init.node_registration.taints = None;
-    let version = KubernetesVersion::parse(DEFAULT_KUBERNETES_VERSION)
-        .map(|v| format!("{}.{}.0", v.major, v.minor));
-    cluster.kubernetes_version = version;
+    // kubeadm's own version, `<major>.<minor>.0`, so that it never looks one up.
+    cluster.kubernetes_version = Some(format!("1.{}.0", release.minor));
     (init, cluster)
 }
 

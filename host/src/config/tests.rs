@@ -2,19 +2,22 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use kubeforge_api::net::{control_plane_endpoint_url, dns_service_ip};
+use kubeforge_api::release::{DEFAULT_RELEASE, Release};
 use kubeforge_api::v1beta4::EncryptionAlgorithm;
 
 use super::defaults::tests::FakeMachine;
 use super::*;
 
-fn machine() -> FakeMachine {
+/// The machine the config tests run on: hostname `Worker-A`, default route from 172.16.0.4.
+pub(in crate::config) fn machine() -> FakeMachine {
     FakeMachine {
         hostname: Ok("Worker-A".into()),
         address: Ok(Ipv4Addr::new(172, 16, 0, 4)),
     }
 }
 
-fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+/// `text` as a config file in a directory of its own (gone when the directory is dropped).
+pub(in crate::config) fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeadm.yaml");
     std::fs::write(&path, text).unwrap();
@@ -80,7 +83,7 @@ networking:
   serviceSubnet: fd00:10:96::/112,10.96.0.0/16
   podSubnet: fd00:10:244::/56,10.244.0.0/16
   dnsDomain: corp.local
-kubernetesVersion: v1.34.3
+kubernetesVersion: v1.36.3
 controlPlaneEndpoint: \"[fd00::100]:443\"
 apiServer:
   extraArgs:
@@ -231,14 +234,18 @@ fn a_full_file_is_read_kept_and_validated() {
 
 #[test]
 fn yaml_round_trip_of_a_full_config_is_lossless() {
-    let documents = load::parse_config_documents(Path::new("full.yaml"), FULL_CONFIG).unwrap();
+    let documents =
+        load::parse_config_documents(Path::new("full.yaml"), FULL_CONFIG, load::ReadOptions::INIT)
+            .unwrap();
     let (init, cluster) = (documents.init.unwrap(), documents.cluster.unwrap());
     let printed = format!(
         "{}---\n{}",
         print::to_sorted_yaml(&init),
         print::to_sorted_yaml(&cluster)
     );
-    let reparsed = load::parse_config_documents(Path::new("printed.yaml"), &printed).unwrap();
+    let reparsed =
+        load::parse_config_documents(Path::new("printed.yaml"), &printed, load::ReadOptions::INIT)
+            .unwrap();
     assert_eq!(reparsed.init.unwrap(), init);
     assert_eq!(reparsed.cluster.unwrap(), cluster);
 }
@@ -246,7 +253,8 @@ fn yaml_round_trip_of_a_full_config_is_lossless() {
 #[test]
 fn minimal_documents_stay_minimal() {
     let text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n";
-    let documents = load::parse_config_documents(Path::new("min.yaml"), text).unwrap();
+    let documents =
+        load::parse_config_documents(Path::new("min.yaml"), text, load::ReadOptions::INIT).unwrap();
     let value = serde_json::to_value(documents.init.unwrap()).unwrap();
     assert_eq!(
         value,
@@ -331,9 +339,14 @@ fn flags_alone_configure_init() {
         control_plane_endpoint_url(&loaded.effective),
         "https://lb.example.com:6443"
     );
+    // kubeadm gives an endpoint without a port this node's bind port.
+    assert_eq!(
+        loaded.effective.cluster.control_plane_endpoint.as_deref(),
+        Some("lb.example.com:6443")
+    );
     assert_eq!(
         loaded.effective.cluster.kubernetes_version.as_deref(),
-        Some("v1.35.4")
+        Some(DEFAULT_KUBERNETES_VERSION)
     );
 }
 
@@ -420,76 +433,31 @@ fn bad_enum_and_duration_values_are_explained() {
     assert!(message.contains("invalid duration \"1y\""), "{message}");
 }
 
-const KUBEADM_INIT_DEFAULTS: &str = "\
-apiVersion: kubeadm.k8s.io/v1beta4
-bootstrapTokens:
-- groups:
-  - system:bootstrappers:kubeadm:default-node-token
-  token: abcdef.0123456789abcdef
-  ttl: 24h0m0s
-  usages:
-  - signing
-  - authentication
-kind: InitConfiguration
-localAPIEndpoint:
-  advertiseAddress: 1.2.3.4
-  bindPort: 6443
-nodeRegistration:
-  criSocket: unix:///var/run/containerd/containerd.sock
-  imagePullPolicy: IfNotPresent
-  imagePullSerial: true
-  name: node
-  taints: null
-timeouts:
-  controlPlaneComponentHealthCheck: 4m0s
-  discovery: 5m0s
-  etcdAPICall: 2m0s
-  kubeletHealthCheck: 4m0s
-  kubernetesAPICall: 1m0s
-  tlsBootstrap: 5m0s
-  upgradeManifests: 5m0s
----
-apiServer: {}
-apiVersion: kubeadm.k8s.io/v1beta4
-caCertificateValidityPeriod: 87600h0m0s
-certificateValidityPeriod: 8760h0m0s
-certificatesDir: /etc/kubernetes/pki
-clusterName: kubernetes
-controllerManager: {}
-dns: {}
-encryptionAlgorithm: RSA-2048
-etcd:
-  local:
-    dataDir: /var/lib/etcd
-imageRepository: registry.k8s.io
-kind: ClusterConfiguration
-kubernetesVersion: 1.35.0
-networking:
-  dnsDomain: cluster.local
-  serviceSubnet: 10.96.0.0/12
-proxy: {}
-scheduler: {}
-";
-
-/// Both documents as data, so formatting differences (quoting, indentation) do not matter.
-fn documents_as_json(text: &str) -> Vec<serde_json::Value> {
-    serde_saphyr::from_multiple(text).unwrap()
-}
+/// What each release's kubeadm prints for `kubeadm config print init-defaults`, byte for byte
+/// (tests/golden/regenerate.sh writes them with the real kubeadm of each release).
+const KUBEADM_INIT_DEFAULTS: [(u64, &str); 3] = [
+    (35, include_str!("testdata/init-defaults-v1.35.yaml")),
+    (36, include_str!("testdata/init-defaults-v1.36.yaml")),
+    (37, include_str!("testdata/init-defaults-v1.37.yaml")),
+];
 
 #[test]
-fn init_defaults_match_kubeadm() {
-    let printed = init_defaults_yaml();
-    assert_eq!(
-        documents_as_json(&printed),
-        documents_as_json(KUBEADM_INIT_DEFAULTS),
-        "{printed}"
-    );
+fn init_defaults_are_each_releases_kubeadms_byte_for_byte() {
+    for (minor, kubeadm) in KUBEADM_INIT_DEFAULTS {
+        let release = Release::of_minor(minor).unwrap();
+        assert_eq!(init_defaults_yaml(release), kubeadm, "v1.{minor}");
+    }
 }
 
 #[test]
 fn init_defaults_round_trip_and_load() {
-    let printed = init_defaults_yaml();
-    let documents = load::parse_config_documents(Path::new("defaults.yaml"), &printed).unwrap();
+    let printed = init_defaults_yaml(DEFAULT_RELEASE);
+    let documents = load::parse_config_documents(
+        Path::new("defaults.yaml"),
+        &printed,
+        load::ReadOptions::INIT,
+    )
+    .unwrap();
     let reprinted = format!(
         "{}---\n{}",
         print::to_sorted_yaml(&documents.init.unwrap()),
@@ -501,7 +469,7 @@ fn init_defaults_round_trip_and_load() {
     let loaded = load(Some(&path), &InitFlags::default()).unwrap();
     assert_eq!(
         loaded.effective.cluster.kubernetes_version.as_deref(),
-        Some("v1.35.0")
+        Some("v1.37.0")
     );
     assert_eq!(
         loaded.effective.init.node_registration.name.as_deref(),
@@ -509,42 +477,137 @@ fn init_defaults_round_trip_and_load() {
     );
 }
 
-/// The real kubeadm built by `tests/testenv`, when present on this machine.
-fn real_kubeadm() -> Option<PathBuf> {
-    let cache = Path::new(&std::env::var_os("HOME")?).join(".cache/kubeforge-testenv");
-    std::fs::read_dir(cache)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path().join("bin/kubeadm"))
-        .find(|candidate| candidate.is_file())
+const V1BETA3_FILE: &str = "\
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: InitConfiguration
+nodeRegistration:
+  name: cp-1
+  kubeletExtraArgs:
+    v: \"4\"
+    node-labels: tier=gold
+---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+kubernetesVersion: KUBERNETES_VERSION
+apiServer:
+  timeoutForControlPlane: 2m
+  extraArgs:
+    audit-log-path: /var/log/audit.log
+";
+
+#[test]
+fn init_reads_v1beta3_for_v1_35_and_v1_36_with_kubeadms_warning() {
+    for version in ["v1.35.4", "stable-1.36"] {
+        let (_dir, path) = write_config(&V1BETA3_FILE.replace("KUBERNETES_VERSION", version));
+        let loaded = load(Some(&path), &InitFlags::default()).unwrap();
+        let deprecated: Vec<&String> = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with("your configuration file uses a deprecated API spec"))
+            .collect();
+        assert_eq!(deprecated.len(), 2, "{version}: {:?}", loaded.warnings);
+        let init = &loaded.effective.init;
+        let args: Vec<(&str, &str)> = init
+            .node_registration
+            .kubelet_extra_args
+            .iter()
+            .map(|arg| (arg.name.as_str(), arg.value.as_str()))
+            .collect();
+        assert_eq!(args, [("node-labels", "tier=gold"), ("v", "4")]);
+        // kubeadm's init reads v1beta3's control-plane wait when it is not the default.
+        assert_eq!(
+            init.timeouts
+                .as_ref()
+                .unwrap()
+                .control_plane_component_health_check,
+            Some(kubeforge_api::Duration::from_mins(2))
+        );
+        let api_server = &loaded.effective.cluster.api_server;
+        assert_eq!(api_server.extra_args[0].name, "audit-log-path");
+    }
 }
 
 #[test]
-fn real_kubeadm_agrees_with_our_init_defaults() {
-    let Some(kubeadm) = real_kubeadm() else {
-        eprintln!("skipped: no kubeadm under ~/.cache/kubeforge-testenv (build tests/testenv)");
-        return;
-    };
-    let output = std::process::Command::new(&kubeadm)
-        .args(["config", "print", "init-defaults"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    // Same documents; the text differs only where we quote strings such as "1.2.3.4" that a
-    // YAML 1.1 reader could take for a number.
-    assert_eq!(
-        documents_as_json(&String::from_utf8(output.stdout).unwrap()),
-        documents_as_json(&init_defaults_yaml())
+fn v1beta3s_default_wait_does_not_override_a_v1beta4_init() {
+    let (_dir, path) = write_config(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+timeouts:
+  controlPlaneComponentHealthCheck: 10m
+---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+kubernetesVersion: v1.36.3
+",
     );
+    let loaded = load(Some(&path), &InitFlags::default()).unwrap();
+    let timeouts = loaded.effective.init.timeouts.unwrap();
+    assert_eq!(
+        timeouts.control_plane_component_health_check,
+        Some(kubeforge_api::Duration::from_mins(10))
+    );
+}
 
-    let (_dir, path) = write_config(&init_defaults_yaml());
-    let output = std::process::Command::new(&kubeadm)
-        .args(["config", "validate", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+#[test]
+fn init_refuses_v1beta3_for_v1_37_and_the_experimental_v1() {
+    for version in ["v1.37.2", "latest"] {
+        let (_dir, path) = write_config(&V1BETA3_FILE.replace("KUBERNETES_VERSION", version));
+        let message = load(Some(&path), &InitFlags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(
+                "document 2 (ClusterConfiguration): your configuration file uses an old API \
+                 spec: \"kubeadm.k8s.io/v1beta3\" (kind: \"ClusterConfiguration\"). Please use \
+                 kubeadm v1.36 instead"
+            ) && message.contains("Kubernetes v1.35 and v1.36"),
+            "{message}"
+        );
+    }
+    let (_dir, path) = write_config(
+        "apiVersion: kubeadm.k8s.io/v1\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n",
+    );
+    let message = load(Some(&path), &InitFlags::default())
+        .unwrap_err()
+        .to_string();
     assert!(
-        output.status.success(),
-        "kubeadm rejected our defaults: {output:?}"
+        message.contains(
+            "experimental API spec: \"kubeadm.k8s.io/v1\" (kind: \"ClusterConfiguration\") is not \
+             allowed. You can use the --allow-experimental-api flag if the command supports it. \
+             `kubeforge init` does not"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn fields_of_another_api_version_name_the_version_that_has_them() {
+    let (_dir, path) = write_config(
+        "apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+apiServer:
+  timeoutForControlPlane: 4m
+  extraArgs:
+    audit-log-path: /var/log/audit.log
+",
+    );
+    let message = load(Some(&path), &InitFlags::default())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("line 4 column 3"), "{message}");
+    assert!(
+        message.contains(
+            "\n  - apiServer.extraArgs is a map, but kubeadm.k8s.io/v1beta4 writes extra \
+             arguments as a list of name/value pairs, e.g. `- {name: audit-log-path, value: \
+             /var/log/audit.log}`"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "\n  - kubeadm.k8s.io/v1beta4 ClusterConfiguration has no field \
+             apiServer.timeoutForControlPlane: it exists only in kubeadm.k8s.io/v1beta3"
+        ),
+        "{message}"
     );
 }

@@ -4,14 +4,16 @@
 use std::net::IpAddr;
 
 use kubeforge_api::EffectiveConfig;
-use kubeforge_api::net::{Cidr, Host, parse_cidr_list, split_host_port};
+use kubeforge_api::net::{Cidr, Host, is_dns1123_subdomain, parse_cidr_list};
+use kubeforge_api::release::{RELEASES, Release};
 use kubeforge_api::v1beta4::{
-    Arg, BootstrapToken, ClusterConfiguration, EnvVar, HostPathMount, InitConfiguration,
-    NodeRegistrationOptions,
+    ApiEndpoint, Arg, BootstrapToken, ClusterConfiguration, Discovery, EnvVar, HostPathMount,
+    InitConfiguration, JoinConfiguration, NodeRegistrationOptions, ResetConfiguration,
+    UpgradeConfiguration,
 };
 
 use super::defaults::{DEFAULT_KUBERNETES_VERSION, KubernetesVersion};
-use super::error::FieldError;
+use super::error::{FieldError, JsonValue};
 
 /// kubeadm's `MinimumAddressesInServiceSubnet`: the DNS service takes the 10th address.
 const MIN_SERVICE_SUBNET_ADDRESSES: u128 = 10;
@@ -24,14 +26,30 @@ const MAX_SERVICE_SUBNET_HOST_BITS: u8 = 20;
 const POD_SUBNET_NODE_MASK_MAX_DIFF: u8 = 16;
 /// Size of the AES-256 key behind `certificateKey`, in bytes.
 const CERTIFICATE_KEY_BYTES: usize = 32;
-/// kubeadm-specific feature gates a 1.35 kubeadm knows.
-const KNOWN_FEATURE_GATES: [&str; 5] = [
-    "ControlPlaneKubeletLocalMode",
-    "NodeLocalCRISocket",
-    "PublicKeysECDSA",
-    "RootlessControlPlane",
-    "WaitForAllControlPlaneComponents",
+/// The feature gates each release's kubeadm knows (its `features.InitFeatureGates`), by minor;
+/// validation refuses any other, as that kubeadm does.
+const FEATURE_GATES: [(u64, &[&str]); 3] = [
+    (
+        35,
+        &[
+            "ControlPlaneKubeletLocalMode",
+            "NodeLocalCRISocket",
+            "PublicKeysECDSA",
+            "RootlessControlPlane",
+        ],
+    ),
+    (
+        36,
+        &[
+            "NodeLocalCRISocket",
+            "PublicKeysECDSA",
+            "RootlessControlPlane",
+        ],
+    ),
+    (37, &["RootlessControlPlane"]),
 ];
+/// kubeadm's `kubeadm.UnmountFlag*`: the flags `reset` may unmount with.
+const UNMOUNT_FLAGS: [&str; 4] = ["MNT_FORCE", "MNT_DETACH", "MNT_EXPIRE", "UMOUNT_NOFOLLOW"];
 const TAINT_EFFECTS: [&str; 3] = ["NoExecute", "NoSchedule", "PreferNoSchedule"];
 const HOST_PATH_TYPES: [&str; 8] = [
     "",
@@ -49,11 +67,23 @@ const DNS1123_SUBDOMAIN_HELP: &str = "a lowercase RFC 1123 subdomain must consis
     '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const PATH_NOT_ABSOLUTE: &str = "path is not absolute";
 
-/// Validates a defaulted configuration; an empty list means it is valid.
+/// Validates a defaulted configuration for the release its kubernetesVersion names (the
+/// nearest end of the window outside it; that version is refused anyway); an empty list means
+/// it is valid.
 pub(super) fn validate(config: &EffectiveConfig) -> Vec<FieldError> {
+    let version = config
+        .cluster
+        .kubernetes_version
+        .as_deref()
+        .unwrap_or_default();
+    validate_for(config, Release::of_version(version))
+}
+
+/// Validates a defaulted configuration as the kubeadm of `release` does.
+pub(super) fn validate_for(config: &EffectiveConfig, release: Release) -> Vec<FieldError> {
     let mut errors = Vec::new();
     validate_init(&config.init, &mut errors);
-    validate_cluster(&config.cluster, &mut errors);
+    validate_cluster(&config.cluster, release, &mut errors);
     errors
 }
 
@@ -63,26 +93,9 @@ fn validate_init(init: &InitConfiguration, errors: &mut Vec<FieldError>) {
         validate_bootstrap_token(token, &format!("bootstrapTokens.{index}"), errors);
     }
 
-    let endpoint = &init.local_api_endpoint;
-    let address = endpoint.advertise_address.as_deref().unwrap_or_default();
-    if address.parse::<IpAddr>().is_err() {
-        errors.push(FieldError::invalid(
-            "localAPIEndpoint.advertiseAddress",
-            address,
-            "ip address is not valid",
-        ));
-    }
-    let port = endpoint.bind_port.unwrap_or_default();
-    if !(1..=65535).contains(&port) {
-        errors.push(FieldError::invalid(
-            "localAPIEndpoint.bindPort",
-            port,
-            "port number is not valid",
-        ));
-    }
-
+    validate_api_endpoint(&init.local_api_endpoint, "localAPIEndpoint", errors);
     if let Some(key) = init.certificate_key.as_deref().filter(|k| !k.is_empty()) {
-        validate_certificate_key(key, errors);
+        validate_certificate_key(key, "certificateKey", errors);
     }
 
     if let Some(timeouts) = &init.timeouts {
@@ -136,23 +149,11 @@ fn validate_node_registration(
         }
     }
 
-    let socket = registration.cri_socket.as_deref().unwrap_or_default();
-    if socket.is_empty() {
-        errors.push(FieldError::invalid(
-            "nodeRegistration.criSocket",
-            socket,
-            "empty CRI socket",
-        ));
-    } else {
-        let scheme = socket.split_once("://").map_or("", |(scheme, _)| scheme);
-        if scheme != "unix" {
-            errors.push(FieldError::invalid(
-                "nodeRegistration.criSocket",
-                socket,
-                format!("only URL scheme \"unix\" is supported, got {scheme:?}"),
-            ));
-        }
-    }
+    validate_cri_socket(
+        registration.cri_socket.as_deref().unwrap_or_default(),
+        "nodeRegistration.criSocket",
+        errors,
+    );
 
     validate_extra_args(
         &registration.kubelet_extra_args,
@@ -160,15 +161,14 @@ fn validate_node_registration(
         errors,
     );
 
-    if let Some(policy) = registration.image_pull_policy.as_deref()
-        && !matches!(policy, "" | "Always" | "IfNotPresent" | "Never")
-    {
-        errors.push(FieldError::invalid(
-            "nodeRegistration.imagePullPolicy",
-            policy,
-            "invalid pull policy",
-        ));
-    }
+    validate_image_pull_policy(
+        registration
+            .image_pull_policy
+            .as_deref()
+            .unwrap_or_default(),
+        "nodeRegistration.imagePullPolicy",
+        errors,
+    );
 
     for (index, taint) in registration.taints.iter().flatten().enumerate() {
         let path = format!("nodeRegistration.taints[{index}]");
@@ -206,6 +206,27 @@ fn validate_node_registration(
     }
 }
 
+fn validate_cri_socket(socket: &str, path: &str, errors: &mut Vec<FieldError>) {
+    if socket.is_empty() {
+        errors.push(FieldError::invalid(path, socket, "empty CRI socket"));
+        return;
+    }
+    let scheme = socket.split_once("://").map_or("", |(scheme, _)| scheme);
+    if scheme != "unix" {
+        errors.push(FieldError::invalid(
+            path,
+            socket,
+            format!("only URL scheme \"unix\" is supported, got {scheme:?}"),
+        ));
+    }
+}
+
+fn validate_image_pull_policy(policy: &str, path: &str, errors: &mut Vec<FieldError>) {
+    if !matches!(policy, "" | "Always" | "IfNotPresent" | "Never") {
+        errors.push(FieldError::invalid(path, policy, "invalid pull policy"));
+    }
+}
+
 /// Token syntax, usages and groups as `kubeadm token create` checks them.
 fn validate_bootstrap_token(token: &BootstrapToken, path: &str, errors: &mut Vec<FieldError>) {
     let text = token.token.as_deref().unwrap_or_default();
@@ -225,7 +246,7 @@ fn validate_bootstrap_token(token: &BootstrapToken, path: &str, errors: &mut Vec
     if !unknown.is_empty() {
         errors.push(FieldError::invalid(
             format!("{path}.usages"),
-            &token.usages,
+            JsonValue(&token.usages),
             format!(
                 "invalid bootstrap token usage string: {}, valid usage options: signing,authentication",
                 unknown.join(",")
@@ -235,7 +256,7 @@ fn validate_bootstrap_token(token: &BootstrapToken, path: &str, errors: &mut Vec
     if !token.groups.is_empty() && !token.usages.iter().any(|u| u == "authentication") {
         errors.push(FieldError::invalid(
             format!("{path}.groups"),
-            &token.groups,
+            JsonValue(&token.groups),
             "token groups cannot be specified unless --usages includes \"authentication\"",
         ));
     }
@@ -243,7 +264,7 @@ fn validate_bootstrap_token(token: &BootstrapToken, path: &str, errors: &mut Vec
         if !is_bootstrap_group(group) {
             errors.push(FieldError::invalid(
                 format!("{path}.groups"),
-                &token.groups,
+                JsonValue(&token.groups),
                 format!(
                     "bootstrap group {group:?} is invalid (must match \
                      ^system:bootstrappers:[a-z0-9:-]{{0,255}}[a-z0-9]$)"
@@ -294,22 +315,41 @@ fn is_bootstrap_group(group: &str) -> bool {
     }
 }
 
-fn validate_certificate_key(key: &str, errors: &mut Vec<FieldError>) {
+fn validate_api_endpoint(endpoint: &ApiEndpoint, path: &str, errors: &mut Vec<FieldError>) {
+    let address = endpoint.advertise_address.as_deref().unwrap_or_default();
+    if address.parse::<IpAddr>().is_err() {
+        errors.push(FieldError::invalid(
+            format!("{path}.advertiseAddress"),
+            address,
+            "ip address is not valid",
+        ));
+    }
+    let port = endpoint.bind_port.unwrap_or_default();
+    if !(1..=65535).contains(&port) {
+        errors.push(FieldError::invalid(
+            format!("{path}.bindPort"),
+            port,
+            "port number is not valid",
+        ));
+    }
+}
+
+fn validate_certificate_key(key: &str, path: &str, errors: &mut Vec<FieldError>) {
     if let Some(bad) = key.chars().find(|c| !c.is_ascii_hexdigit()) {
         errors.push(FieldError::invalid(
-            "certificateKey",
+            path,
             key,
             format!("certificate key decoding error: invalid hex character {bad:?}"),
         ));
     } else if !key.len().is_multiple_of(2) {
         errors.push(FieldError::invalid(
-            "certificateKey",
+            path,
             key,
             "certificate key decoding error: odd length hex string",
         ));
     } else if key.len() / 2 != CERTIFICATE_KEY_BYTES {
         errors.push(FieldError::invalid(
-            "certificateKey",
+            path,
             key,
             format!(
                 "invalid certificate key size {}, the key must be an AES key of size {CERTIFICATE_KEY_BYTES}",
@@ -319,7 +359,11 @@ fn validate_certificate_key(key: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn validate_cluster(cluster: &ClusterConfiguration, errors: &mut Vec<FieldError>) {
+fn validate_cluster(
+    cluster: &ClusterConfiguration,
+    release: Release,
+    errors: &mut Vec<FieldError>,
+) {
     if let Some(repository) = cluster
         .dns
         .image_repository
@@ -354,11 +398,15 @@ fn validate_cluster(cluster: &ClusterConfiguration, errors: &mut Vec<FieldError>
         errors,
     );
 
+    let known_gates = FEATURE_GATES
+        .iter()
+        .find(|(minor, _)| *minor == release.minor)
+        .map_or(&[][..], |(_, gates)| gates);
     for gate in cluster.feature_gates.keys() {
-        if !KNOWN_FEATURE_GATES.contains(&gate.as_str()) {
+        if !known_gates.contains(&gate.as_str()) {
             errors.push(FieldError::invalid(
                 "featureGates",
-                &cluster.feature_gates,
+                JsonValue(&cluster.feature_gates),
                 format!("{gate} is not a valid feature name."),
             ));
         }
@@ -368,16 +416,13 @@ fn validate_cluster(cluster: &ClusterConfiguration, errors: &mut Vec<FieldError>
         .control_plane_endpoint
         .as_deref()
         .filter(|e| !e.is_empty())
+        && parse_host_port(endpoint).is_none()
     {
-        let valid =
-            split_host_port(endpoint).is_ok_and(|(host, _)| Host::classify(&host).is_some());
-        if !valid {
-            errors.push(FieldError::invalid(
-                "controlPlaneEndpoint",
-                endpoint,
-                "endpoint is not valid",
-            ));
-        }
+        errors.push(FieldError::invalid(
+            "controlPlaneEndpoint",
+            endpoint,
+            "endpoint is not valid",
+        ));
     }
 
     validate_image_repository(
@@ -388,6 +433,7 @@ fn validate_cluster(cluster: &ClusterConfiguration, errors: &mut Vec<FieldError>
     validate_etcd(cluster, errors);
     validate_kubernetes_version(
         cluster.kubernetes_version.as_deref().unwrap_or_default(),
+        release,
         errors,
     );
 
@@ -623,52 +669,295 @@ fn validate_etcd(cluster: &ClusterConfiguration, errors: &mut Vec<FieldError>) {
     }
 }
 
-/// A semantic version inside the window this kubeadm deploys: its own minor and one below.
-fn validate_kubernetes_version(version: &str, errors: &mut Vec<FieldError>) {
+/// A semantic version inside the window kubeforge deploys (`release::RELEASES`) that the
+/// kubeadm of `release` deploys: its own minor, the one before, or a newer one.
+fn validate_kubernetes_version(version: &str, release: Release, errors: &mut Vec<FieldError>) {
     let path = "kubernetesVersion";
-    let Some(supported) = KubernetesVersion::parse(DEFAULT_KUBERNETES_VERSION) else {
-        return;
-    };
-    let minimum_minor = supported.minor - 1;
+    let window = Release::window();
     let Some(requested) = KubernetesVersion::parse(version) else {
         let detail = if version.starts_with("stable")
             || version.starts_with("latest")
             || version.starts_with("ci/")
         {
+            let minors: Vec<String> = RELEASES
+                .iter()
+                .map(|release| format!("\"stable-1.{}\"", release.minor))
+                .collect();
             format!(
-                "version labels are resolved without network access, and only \"stable\", \
-                 \"stable-1\", \"stable-1.{0}\", \"latest\", \"latest-1\" and \"latest-1.{0}\" \
-                 are known (they mean {DEFAULT_KUBERNETES_VERSION}); set an explicit version such \
-                 as v1.{minimum_minor}.0",
-                supported.minor
+                "version labels are resolved without network access: \"stable\", \"stable-1\", \
+                 \"latest\" and \"latest-1\" mean {DEFAULT_KUBERNETES_VERSION}, and {} (or \
+                 \"latest-1.<minor>\") the newest patch kubeforge knows of that minor; set one of \
+                 those or an explicit version from {window}",
+                minors.join(", ")
             )
         } else {
-            "not a Kubernetes version; use a semantic version such as v1.35.4 or the label \"stable\"".to_owned()
+            format!(
+                "not a Kubernetes version; use a semantic version from {window} such as \
+                 {DEFAULT_KUBERNETES_VERSION}, or the label \"stable\""
+            )
         };
         errors.push(FieldError::invalid(path, version, detail));
         return;
     };
-    if requested.major != supported.major || requested.minor < minimum_minor {
+    if requested.major != 1 || Release::of_minor(requested.minor).is_none() {
         errors.push(FieldError::invalid(
             path,
             version,
             format!(
-                "this version of kubeforge only supports deploying clusters with the control plane \
-                 version >= {}.{minimum_minor}.0. Current version: {version}",
-                supported.major
+                "kubeforge deploys Kubernetes {window} (the control plane of v1.{}, v1.{} and \
+                 v1.{}, each with that release's kubeadm defaults); set kubernetesVersion (or \
+                 --kubernetes-version) inside that window",
+                RELEASES[0].minor, RELEASES[1].minor, RELEASES[2].minor
             ),
         ));
-    } else if requested.minor > supported.minor {
+    } else if requested.minor + 1 < release.minor {
+        // kubeadm's NormalizeKubernetesVersion; reachable when --kubernetes-version makes
+        // kubeforge act as a newer kubeadm than the file's version.
         errors.push(FieldError::invalid(
             path,
             version,
             format!(
-                "Kubernetes version is greater than kubeforge's ({DEFAULT_KUBERNETES_VERSION}); \
-                 use a kubeforge built for v{}.{}",
-                requested.major, requested.minor
+                "this version of kubeadm only supports deploying clusters with the control plane \
+                 version >= 1.{}.0. Current version: {version} (kubeforge acts as kubeadm \
+                 v1.{}: pass --kubernetes-version {version}, or leave it out, to act as the \
+                 kubeadm of the file's version)",
+                release.minor - 1,
+                release.minor
             ),
         ));
     }
+}
+
+/// kubeadm's `ValidateJoinConfiguration` of a defaulted JoinConfiguration.
+pub(super) fn validate_join(join: &JoinConfiguration) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_discovery(&join.discovery, &mut errors);
+    validate_node_registration(&join.node_registration, &mut errors);
+    if let Some(control_plane) = &join.control_plane {
+        validate_api_endpoint(
+            &control_plane.local_api_endpoint,
+            "controlPlane.localAPIEndpoint",
+            &mut errors,
+        );
+        if let Some(key) = control_plane
+            .certificate_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+        {
+            validate_certificate_key(key, "controlPlane.certificateKey", &mut errors);
+        }
+    }
+    let ca_cert_path = join.ca_cert_path.as_deref().unwrap_or_default();
+    if !ca_cert_path.starts_with('/') || !ca_cert_path.ends_with(".crt") {
+        errors.push(FieldError::invalid(
+            "caCertPath",
+            ca_cert_path,
+            "the ca certificate path must be an absolute path",
+        ));
+    }
+    errors
+}
+
+fn validate_discovery(discovery: &Discovery, errors: &mut Vec<FieldError>) {
+    let tls_bootstrap_token = discovery.tls_bootstrap_token.as_deref().unwrap_or_default();
+    let validate_token = |token: &str, path: &str, errors: &mut Vec<FieldError>| {
+        if !is_bootstrap_token(token) {
+            errors.push(FieldError::invalid(
+                path,
+                token,
+                "the bootstrap token is invalid",
+            ));
+        }
+    };
+    match (&discovery.bootstrap_token, &discovery.file) {
+        (None, None) => errors.push(FieldError::invalid(
+            "discovery",
+            "",
+            "bootstrapToken or file must be set",
+        )),
+        (Some(_), Some(_)) => errors.push(FieldError::invalid(
+            "discovery",
+            "",
+            "bootstrapToken and file cannot both be set",
+        )),
+        _ => {}
+    }
+    if let Some(bootstrap) = &discovery.bootstrap_token {
+        let path = "discovery.bootstrapToken";
+        let endpoint = bootstrap.api_server_endpoint.as_deref().unwrap_or_default();
+        if endpoint.is_empty() {
+            errors.push(FieldError::required(path, "APIServerEndpoint is not set"));
+        }
+        if bootstrap.ca_cert_hashes.is_empty() && !bootstrap.unsafe_skip_ca_verification {
+            errors.push(FieldError::invalid(
+                format!("{path}.caCertHashes"),
+                "",
+                "using token-based discovery without caCertHashes can be unsafe. Set \
+                 unsafeSkipCAVerification as true in your kubeadm config file or pass \
+                 --discovery-token-unsafe-skip-ca-verification flag to continue",
+            ));
+        }
+        validate_token(&bootstrap.token, &format!("{path}.token"), errors);
+        if let Err(why) = go_split_host_port(endpoint) {
+            errors.push(FieldError::invalid(
+                format!("{path}.apiServerEndpoint"),
+                endpoint,
+                why,
+            ));
+        }
+        validate_token(tls_bootstrap_token, "discovery.tlsBootstrapToken", errors);
+    }
+    if let Some(file) = &discovery.file {
+        validate_discovery_kubeconfig(&file.kube_config_path, errors);
+        if !tls_bootstrap_token.is_empty() {
+            validate_token(tls_bootstrap_token, "discovery.tlsBootstrapToken", errors);
+        }
+    }
+}
+
+/// A discovery kubeconfig is an `https://` URL or a file that exists on this machine.
+fn validate_discovery_kubeconfig(location: &str, errors: &mut Vec<FieldError>) {
+    let path = "discovery.file.kubeConfigPath";
+    match url_scheme(location) {
+        None => {
+            if !std::path::Path::new(location).exists() {
+                errors.push(FieldError::invalid(
+                    path,
+                    location,
+                    "not a valid HTTPS URL or a file on disk",
+                ));
+            }
+        }
+        Some(scheme) if !scheme.eq_ignore_ascii_case("https") => errors.push(FieldError::invalid(
+            path,
+            location,
+            "if a URL is used, the scheme must be https",
+        )),
+        Some(_) => {}
+    }
+}
+
+/// The scheme of a URL as Go's `url.Parse` finds it: letters, digits, `+`, `-` or `.` after
+/// a leading letter, ended by `:`; `None` for a plain path.
+fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once(':')?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
+/// Go's `net.SplitHostPort`: the host (without brackets) and the port, or its error text
+/// (`net.AddrError`).
+fn go_split_host_port(hostport: &str) -> Result<(&str, &str), String> {
+    let fail = |why: &str| {
+        Err(if hostport.is_empty() {
+            why.to_owned()
+        } else {
+            format!("address {hostport}: {why}")
+        })
+    };
+    let Some(last_colon) = hostport.rfind(':') else {
+        return fail("missing port in address");
+    };
+    // The host, and where a '[' resp. ']' may no longer appear.
+    let (host, no_open_from, no_close_from) = if hostport.starts_with('[') {
+        let Some(end) = hostport.find(']') else {
+            return fail("missing ']' in address");
+        };
+        if end + 1 == hostport.len() {
+            return fail("missing port in address");
+        }
+        if end + 1 != last_colon {
+            return if hostport.as_bytes()[end + 1] == b':' {
+                fail("too many colons in address")
+            } else {
+                fail("missing port in address")
+            };
+        }
+        (&hostport[1..end], 1, end + 1)
+    } else {
+        let host = &hostport[..last_colon];
+        if host.contains(':') {
+            return fail("too many colons in address");
+        }
+        (host, 0, 0)
+    };
+    if hostport[no_open_from..].contains('[') {
+        return fail("unexpected '[' in address");
+    }
+    if hostport[no_close_from..].contains(']') {
+        return fail("unexpected ']' in address");
+    }
+    Ok((host, &hostport[last_colon + 1..]))
+}
+
+/// kubeadm's `ParseHostPort` of `host[:port]`: the host and the port (`None` when there is
+/// none), or `None` when the host is neither an IP address nor an RFC 1123 subdomain or the
+/// port is not one. Unlike Go's split, a host alone is fine, but an IPv6 address then goes
+/// without brackets.
+pub(super) fn parse_host_port(hostport: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = go_split_host_port(hostport).unwrap_or((hostport, ""));
+    let port = match port {
+        "" => None,
+        port => Some(
+            port.parse::<i64>()
+                .ok()
+                .and_then(|port| u16::try_from(port).ok())
+                .filter(|port| *port != 0)?,
+        ),
+    };
+    let valid_host = host.parse::<IpAddr>().is_ok() || is_dns1123_subdomain(host);
+    valid_host.then(|| (host.to_owned(), port))
+}
+
+/// kubeadm's `ValidateResetConfiguration` of a defaulted ResetConfiguration.
+pub(super) fn validate_reset(reset: &ResetConfiguration) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_cri_socket(
+        reset.cri_socket.as_deref().unwrap_or_default(),
+        "criSocket",
+        &mut errors,
+    );
+    validate_absolute_path(
+        reset.certificates_dir.as_deref().unwrap_or_default(),
+        "certificatesDir",
+        &mut errors,
+    );
+    for (index, flag) in reset.unmount_flags.iter().enumerate() {
+        if !UNMOUNT_FLAGS.contains(&flag.as_str()) {
+            errors.push(FieldError::invalid(
+                "unmountFlags",
+                format!("index {index}"),
+                format!("unknown unmount flag {flag}"),
+            ));
+        }
+    }
+    errors
+}
+
+/// kubeadm's `ValidateUpgradeConfiguration` of a defaulted UpgradeConfiguration.
+pub(super) fn validate_upgrade(upgrade: &UpgradeConfiguration) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (path, patches) in [
+        ("apply.patches.directory", &upgrade.apply.patches),
+        ("node.patches.directory", &upgrade.node.patches),
+    ] {
+        if let Some(patches) = patches {
+            validate_absolute_path(
+                patches.directory.as_deref().unwrap_or_default(),
+                path,
+                &mut errors,
+            );
+        }
+    }
+    for (path, policy) in [
+        ("apply.imagePullPolicy", &upgrade.apply.image_pull_policy),
+        ("node.imagePullPolicy", &upgrade.node.image_pull_policy),
+    ] {
+        validate_image_pull_policy(policy.as_deref().unwrap_or_default(), path, &mut errors);
+    }
+    errors
 }
 
 fn validate_cert_sans(sans: &[String], path: &str, errors: &mut Vec<FieldError>) {

@@ -2,13 +2,14 @@ use kubeforge_api::Duration;
 use kubeforge_api::v1beta4::{ExternalEtcd, Taint};
 
 use super::*;
-use crate::config::defaults::apply_static_defaults;
+use crate::config::defaults::{DEFAULT_CRI_SOCKET, apply_static_defaults};
 
 /// A defaulted, valid configuration to break one field at a time.
 fn valid() -> EffectiveConfig {
     let mut config = EffectiveConfig::default();
     config.init.node_registration.name = Some("cp-1".into());
     config.init.local_api_endpoint.advertise_address = Some("10.0.0.1".into());
+    config.init.node_registration.cri_socket = Some(DEFAULT_CRI_SOCKET.into());
     apply_static_defaults(&mut config);
     config.init.bootstrap_tokens[0].token = Some("abcdef.0123456789abcdef".into());
     config
@@ -177,20 +178,21 @@ fn cert_sans_rules() {
 #[test]
 fn kubernetes_version_window() {
     let mut config = valid();
-    for good in ["v1.35.0", "v1.35.9", "v1.34.0", "v1.35.0-rc.1"] {
+    for good in ["v1.35.0", "v1.36.9", "v1.37.2", "v1.37.0-rc.1"] {
         config.cluster.kubernetes_version = Some(good.into());
         assert!(validate(&config).is_empty(), "{good}");
     }
-    config.cluster.kubernetes_version = Some("v1.33.5".into());
-    assert!(
-        single_error(&config, "kubernetesVersion").contains(">= 1.34.0. Current version: v1.33.5")
-    );
-    config.cluster.kubernetes_version = Some("v1.36.0".into());
-    assert!(single_error(&config, "kubernetesVersion").contains("greater than"));
-    config.cluster.kubernetes_version = Some("v2.35.0".into());
-    single_error(&config, "kubernetesVersion");
+    for outside in ["v1.34.9", "v1.38.0", "v2.36.0"] {
+        config.cluster.kubernetes_version = Some(outside.into());
+        assert!(
+            single_error(&config, "kubernetesVersion").contains("v1.35.0 to v1.37.x"),
+            "{outside}"
+        );
+    }
     config.cluster.kubernetes_version = Some("stable-1.34".into());
-    assert!(single_error(&config, "kubernetesVersion").contains("without network access"));
+    let message = single_error(&config, "kubernetesVersion");
+    assert!(message.contains("without network access"), "{message}");
+    assert!(message.contains("\"stable-1.36\""), "{message}");
     config.cluster.kubernetes_version = Some("one.two".into());
     assert!(single_error(&config, "kubernetesVersion").contains("not a Kubernetes version"));
 }
@@ -389,7 +391,7 @@ fn durations_and_feature_gates() {
     config
         .cluster
         .feature_gates
-        .insert("NodeLocalCRISocket".into(), true);
+        .insert("RootlessControlPlane".into(), true);
     let errors = messages(&config);
     assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(
@@ -406,6 +408,54 @@ fn durations_and_feature_gates() {
         errors.iter().any(|e| e.starts_with("featureGates")
             && e.contains("NoSuchGate is not a valid feature name."))
     );
+}
+
+#[test]
+fn each_release_knows_its_kubeadms_feature_gates() {
+    for (version, known, unknown) in [
+        (
+            "v1.35.4",
+            &[
+                "ControlPlaneKubeletLocalMode",
+                "NodeLocalCRISocket",
+                "PublicKeysECDSA",
+                "RootlessControlPlane",
+            ][..],
+            &["WaitForAllControlPlaneComponents"][..],
+        ),
+        (
+            "v1.36.3",
+            &[
+                "NodeLocalCRISocket",
+                "PublicKeysECDSA",
+                "RootlessControlPlane",
+            ],
+            &["ControlPlaneKubeletLocalMode"],
+        ),
+        (
+            "v1.37.2",
+            &["RootlessControlPlane"],
+            &["NodeLocalCRISocket", "PublicKeysECDSA"],
+        ),
+    ] {
+        let mut config = valid();
+        config.cluster.kubernetes_version = Some(version.into());
+        for gate in known {
+            config.cluster.feature_gates = [(gate.to_string(), false)].into();
+            assert!(validate(&config).is_empty(), "{version} {gate}");
+        }
+        for gate in unknown {
+            config.cluster.feature_gates = [(gate.to_string(), true)].into();
+            assert_eq!(
+                single_error(&config, "featureGates"),
+                format!(
+                    "featureGates: Invalid value: {{\"{gate}\":true}}: {gate} is not a valid \
+                     feature name."
+                ),
+                "{version}"
+            );
+        }
+    }
 }
 
 #[test]
