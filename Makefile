@@ -11,9 +11,17 @@ CLUSTER_PHASES := kubelet-start,wait-control-plane,upload-config,upload-certs,ma
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 TESTENV := $(TARGET_DIR)/debug/kubeforge-testenv
 CLUSTER ?= kubeforge
+# The releases the test env is built for by `make test` (CI): kubeforge's default, then the one
+# before it. v1.35.4 is built only by tests/golden/regenerate.sh, whose goldens CI checks v1.35
+# against.
+TESTENV_RELEASES := v1.37.2 v1.36.3
+# The release `make cluster` runs (any kubeforge deploys and tests/testenv has a module file for).
+KUBERNETES_VERSION ?= $(firstword $(TESTENV_RELEASES))
+CLUSTER_CONFIG := $(TARGET_DIR)/cluster-$(KUBERNETES_VERSION).yaml
 
 help:
 	@echo "make cluster       a cluster on this machine: one real node (its own containerd and kubelet), kubeforge init on $(CONFIG), a pod network; ends with every kube-system Pod Ready"
+	@echo "                   KUBERNETES_VERSION=v1.36.3 for another release (default $(KUBERNETES_VERSION))"
 	@echo "make cluster-down  delete it and everything it made"
 	@echo "make test          build the test env (tests/testenv) and run every test"
 	@echo "make node          write a control-plane node's files (PKI, kubeconfigs, static Pods) for $(CONFIG) under ROOT=$(ROOT)"
@@ -38,15 +46,16 @@ clean-node:
 # images already imported, a pod network — and kubeforge inits it from inside, as on a machine.
 cluster: setup
 	cargo build -p kubeforge -p kubeforge-testenv
-	@echo "building (once) or locating the test env: tests/testenv/build.sh"
-	tests/testenv/build.sh > /dev/null
-	$(TESTENV) cluster create $(CLUSTER) --kubeforge $(TARGET_DIR)/debug/kubeforge
-	$(TESTENV) exec $(CLUSTER)-control-plane -- kubeforge init --config $(abspath $(CONFIG))
+	@echo "building (once) or locating the test env for $(KUBERNETES_VERSION): tests/testenv/build.sh $(KUBERNETES_VERSION)"
+	tests/testenv/build.sh $(KUBERNETES_VERSION) > /dev/null
+	sed 's/^kubernetesVersion: .*/kubernetesVersion: $(KUBERNETES_VERSION)/' $(CONFIG) > $(CLUSTER_CONFIG)
+	$(TESTENV) cluster create $(CLUSTER) --kubeforge $(TARGET_DIR)/debug/kubeforge --kubernetes-version $(KUBERNETES_VERSION)
+	$(TESTENV) exec $(CLUSTER)-control-plane -- kubeforge init --config $(abspath $(CLUSTER_CONFIG))
 	$(TESTENV) wait $(CLUSTER)
 	@echo
 	@echo "Point kubectl at it (the test env's kubectl is in the second line's directory):"
 	@echo "  export KUBECONFIG=$$($(TESTENV) kubeconfig $(CLUSTER))"
-	@echo "  export PATH=$$(tests/testenv/build.sh 2>/dev/null):\$$PATH"
+	@echo "  export PATH=$$(tests/testenv/build.sh $(KUBERNETES_VERSION) 2>/dev/null):\$$PATH"
 	@echo "A shell on the node: $(TESTENV) exec $(CLUSTER)-control-plane -- bash"
 	@echo "Delete it and everything it made: make cluster-down"
 
@@ -55,7 +64,7 @@ cluster-down:
 	$(TESTENV) cluster delete $(CLUSTER)
 
 testenv:
-	tests/testenv/build.sh
+	for release in $(TESTENV_RELEASES); do tests/testenv/build.sh $$release > /dev/null || exit 1; done
 
 test: setup testenv
 	KUBEFORGE_TESTENV_BIN=$$(tests/testenv/build.sh 2>/dev/null) cargo test --workspace

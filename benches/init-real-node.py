@@ -53,7 +53,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.35.4
+kubernetesVersion: v1.37.2
 networking:
   podSubnet: 10.244.0.0/16
 """
@@ -324,8 +324,8 @@ def main():
     config = CONFIG
     suffix = ""
     if args.algorithm:
-        config = config.replace("kubernetesVersion: v1.35.4\n",
-                                f"kubernetesVersion: v1.35.4\nencryptionAlgorithm: {args.algorithm}\n")
+        config = config.replace("kubernetesVersion: v1.37.2\n",
+                                f"kubernetesVersion: v1.37.2\nencryptionAlgorithm: {args.algorithm}\n")
         suffix = "-" + args.algorithm.lower()
     with open(config_path, "w") as f:
         f.write(config + cluster_settings(repo))

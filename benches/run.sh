@@ -47,7 +47,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.35.4
+kubernetesVersion: v1.37.2
 encryptionAlgorithm: $2
 certificatesDir: $3
 YAML

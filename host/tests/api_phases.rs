@@ -58,7 +58,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.35.4
+kubernetesVersion: v1.37.2
 clusterName: kubeforge-e2e
 networking:
   serviceSubnet: 10.96.0.0/16
@@ -446,7 +446,7 @@ async fn check_addons(admin: &Client, server: &str) -> Result<()> {
     );
     assert_eq!(
         pod.containers[0].image.as_deref(),
-        Some("registry.k8s.io/coredns/coredns:v1.13.1")
+        Some("registry.k8s.io/coredns/coredns:v1.14.6")
     );
     let corefile = Api::<ConfigMap>::namespaced(admin.clone(), "kube-system")
         .get("coredns")
@@ -499,7 +499,7 @@ async fn check_addons(admin: &Client, server: &str) -> Result<()> {
     assert_eq!(pod.host_network, Some(true));
     assert_eq!(
         pod.containers[0].image.as_deref(),
-        Some("registry.k8s.io/kube-proxy:v1.35.4")
+        Some("registry.k8s.io/kube-proxy:v1.37.2")
     );
     let proxy = Api::<ConfigMap>::namespaced(admin.clone(), "kube-system")
         .get("kube-proxy")

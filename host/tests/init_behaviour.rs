@@ -268,7 +268,7 @@ fn dry_run_certs_writes_nothing_and_shows_every_file() {
     );
     assert!(output.stdout.contains("IP:10.200.0.1"), "{}", output.stdout);
     assert!(
-        output.stdout.contains("O=kubeadm:cluster-admins"),
+        output.stdout.contains("CN=kube-apiserver-kubelet-client"),
         "{}",
         output.stdout
     );

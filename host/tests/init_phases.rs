@@ -1,11 +1,11 @@
 //! `kubeforge init phase certs|kubeconfig|etcd|control-plane` into a fresh `--root`, checked
-//! file by file against what kubeadm v1.35 writes for the same configuration.
+//! file by file against what kubeadm v1.37 writes for the same configuration.
 
 mod common;
 
 use common::*;
 
-const VERSION: &str = "v1.35.4";
+const VERSION: &str = "v1.37.2";
 
 /// Everything a user would check after the node phases, for one configuration.
 fn assert_node(node: &Node, expect: &Expect) {
@@ -289,11 +289,6 @@ fn assert_controller_manager(node: &Node, expect: &Expect) {
                 "/etc/ssl/certs".to_string(),
                 "DirectoryOrCreate".to_string()
             ),
-            (
-                "flexvolume-dir".into(),
-                "/usr/libexec/kubernetes/kubelet-plugins/volume/exec".into(),
-                "DirectoryOrCreate".into()
-            ),
             ("k8s-certs".into(), dir.into(), "DirectoryOrCreate".into()),
             (
                 "kubeconfig".into(),
@@ -312,11 +307,6 @@ fn assert_controller_manager(node: &Node, expect: &Expect) {
         mounts,
         vec![
             ("ca-certs".to_string(), "/etc/ssl/certs".to_string(), true),
-            (
-                "flexvolume-dir".into(),
-                "/usr/libexec/kubernetes/kubelet-plugins/volume/exec".into(),
-                false
-            ),
             ("k8s-certs".into(), dir.into(), true),
             (
                 "kubeconfig".into(),
@@ -385,7 +375,7 @@ fn assert_scheduler(node: &Node) {
 
 fn assert_etcd(node: &Node, expect: &Expect) {
     let m = Manifest::load(&manifests(node), "etcd");
-    m.assert_common("registry.k8s.io/etcd:3.6.6-0");
+    m.assert_common("registry.k8s.io/etcd:3.7.0-0");
     let what = "etcd";
     let f = m.flags();
     let dir = expect.cert_dir;

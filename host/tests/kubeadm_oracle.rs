@@ -1,7 +1,7 @@
 //! The real kubeadm as the oracle, on real nodes.
 //!
 //! Two one-node clusters of the test env (tests/harness: each node its own namespaces,
-//! containerd and the real kubelet v1.35.4): `kubeadm init --upload-certs` on one,
+//! containerd and the real kubelet of the release): `kubeadm init --upload-certs` on one,
 //! `kubeforge init --upload-certs` on the other, both from the same configuration file (the
 //! nodes' names and addresses are detected, as on a machine), run at the same time. Once both
 //! clusters are ready (every Node Ready, every kube-system Pod Ready), what each tool made is
@@ -96,7 +96,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(240);
 /// node of the test env needs. kubeadm's only objection to this machine is its cgroup v1
 /// hierarchy (preflight `SystemVerification`); kubeforge has no preflight yet and reads the
 /// field as kubeadm does.
-fn config() -> String {
+fn config(version: &str) -> String {
     format!(
         "apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
@@ -105,7 +105,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.35.4
+kubernetesVersion: {version}
 networking:
   podSubnet: 10.244.0.0/16
 {CLUSTER_SETTINGS}"
@@ -131,6 +131,7 @@ const OBJECTS: &[(&str, Option<&str>, &str, &str)] = &[
     ("clusterrolebinding", None, "kubeadm:get-nodes", "bootstraptoken/node/tlsbootstrap.go"),
     ("clusterrolebinding", None, "kubeadm:node-autoapprove-bootstrap", "bootstraptoken/node/tlsbootstrap.go"),
     ("clusterrolebinding", None, "kubeadm:node-autoapprove-certificate-rotation", "bootstraptoken/node/tlsbootstrap.go"),
+    ("clusterrolebinding", None, "kubeadm:apiserver-kubelet-client", "bootstraptoken/node/tlsbootstrap.go (v1.36+)"),
     ("configmap", Some("kube-public"), "cluster-info", "bootstraptoken/clusterinfo/clusterinfo.go"),
     ("role", Some("kube-public"), "kubeadm:bootstrap-signer-clusterinfo", "bootstraptoken/clusterinfo/clusterinfo.go"),
     ("rolebinding", Some("kube-public"), "kubeadm:bootstrap-signer-clusterinfo", "bootstraptoken/clusterinfo/clusterinfo.go"),
@@ -185,15 +186,30 @@ const TEXT_FILES: [&str; 7] = [
 // The test
 
 #[test]
-fn kubeforge_init_makes_what_kubeadm_init_makes_on_real_nodes() -> Result<()> {
+fn kubeforge_init_makes_what_kubeadm_v1_37_init_makes_on_real_nodes() -> Result<()> {
+    oracle("v1.37.2")
+}
+
+#[test]
+fn kubeforge_init_makes_what_kubeadm_v1_36_init_makes_on_real_nodes() -> Result<()> {
+    oracle("v1.36.3")
+}
+
+/// One release's comparison: nodes of that release (its kubelet, kubeadm and images), the
+/// configuration at that release. One at a time: four control planes at once would crowd two
+/// cores past the tests' timeouts.
+fn oracle(version: &str) -> Result<()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let [kubeadm, kubeforge] = [KUBEADM_CLUSTER, KUBEFORGE_CLUSTER].map(|name| {
         Cluster::create(
             ClusterSpec::new(name, 1, 0)
                 .owned_by_this_process()
-                .with_kubeforge(env!("CARGO_BIN_EXE_kubeforge")),
+                .with_kubeforge(env!("CARGO_BIN_EXE_kubeforge"))
+                .with_kubernetes_version(version)?,
         )
-        .with_context(|| format!("creating cluster {name}"))
+        .with_context(|| format!("creating cluster {name} of {version}"))
     });
     let (kubeadm, kubeforge) = (kubeadm?, kubeforge?);
     eprintln!("two clusters created in {:.1?}", started.elapsed());
@@ -201,7 +217,7 @@ fn kubeforge_init_makes_what_kubeadm_init_makes_on_real_nodes() -> Result<()> {
         Side::new("kubeadm", &kubeadm)?,
         Side::new("kubeforge", &kubeforge)?,
     ];
-    let report = match run(&sides, started) {
+    let report = match run(&sides, version, started) {
         Ok(report) => report,
         Err(e) => {
             let diagnostics: Vec<String> = sides.iter().map(|s| s.node.diagnostics()).collect();
@@ -216,7 +232,7 @@ fn kubeforge_init_makes_what_kubeadm_init_makes_on_real_nodes() -> Result<()> {
     ensure!(
         report.differences.is_empty(),
         "{} of {} comparisons differ between kubeadm's node {}-control-plane and kubeforge's \
-         node {}-control-plane (normalised as the test's documentation lists):\n\n{}",
+         node {}-control-plane at {version} (normalised as the test's documentation lists):\n\n{}",
         report.differences.len(),
         report.compared,
         KUBEADM_CLUSTER,
@@ -226,8 +242,8 @@ fn kubeforge_init_makes_what_kubeadm_init_makes_on_real_nodes() -> Result<()> {
     Ok(())
 }
 
-fn run(sides: &[Side<'_>; 2], started: Instant) -> Result<Report> {
-    let config = config();
+fn run(sides: &[Side<'_>; 2], version: &str, started: Instant) -> Result<Report> {
+    let config = config(version);
     for side in sides {
         side.node.write(CONFIG_PATH, &config)?;
     }

@@ -29,7 +29,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.35.4
+kubernetesVersion: v1.37.2
 clusterName: kubeforge-profiles
 networking:
   serviceSubnet: 10.96.0.0/16

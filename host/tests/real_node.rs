@@ -30,7 +30,7 @@ kind: InitConfiguration
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.35.4
+kubernetesVersion: v1.37.2
 networking:
   podSubnet: 10.244.0.0/16
 {scheduler}{CLUSTER_SETTINGS}"
@@ -136,7 +136,10 @@ fn check_cluster(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
-const WORKLOAD: &str = r#"
+/// The agnhost web Deployment and its Service.
+fn workload(agnhost: &str) -> String {
+    format!(
+        r#"
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -144,37 +147,39 @@ metadata:
 spec:
   replicas: 2
   selector:
-    matchLabels: {app: web}
+    matchLabels: {{app: web}}
   template:
     metadata:
-      labels: {app: web}
+      labels: {{app: web}}
     spec:
       tolerations:
-      - {key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}
+      - {{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}}
       affinity:
         podAntiAffinity:
           requiredDuringSchedulingIgnoredDuringExecution:
           - labelSelector:
-              matchLabels: {app: web}
+              matchLabels: {{app: web}}
             topologyKey: kubernetes.io/hostname
       containers:
       - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.59
+        image: {agnhost}
         args: [netexec, --http-port=8080]
         readinessProbe:
-          httpGet: {path: /healthz, port: 8080}
+          httpGet: {{path: /healthz, port: 8080}}
 ---
 apiVersion: v1
 kind: Service
 metadata:
   name: web
 spec:
-  selector: {app: web}
+  selector: {{app: web}}
   ports:
-  - {port: 80, targetPort: 8080}
-"#;
+  - {{port: 80, targetPort: 8080}}
+"#
+    )
+}
 
-fn client_pod(name: &str, node: &str) -> String {
+fn client_pod(name: &str, node: &str, agnhost: &str) -> String {
     format!(
         r#"apiVersion: v1
 kind: Pod
@@ -186,7 +191,7 @@ spec:
   - {{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}}
   containers:
   - name: client
-    image: registry.k8s.io/e2e-test-images/agnhost:2.59
+    image: {agnhost}
     args: [netexec, --http-port=8080]
     readinessProbe:
       httpGet: {{path: /healthz, port: 8080}}
@@ -220,10 +225,22 @@ fn dial(cluster: &Cluster, client: &str, host: &str, port: u16, tries: u32) -> R
         .collect())
 }
 
+/// The e2e test image the nodes have (its tag is the Kubernetes release's own).
+fn agnhost_image(cluster: &Cluster) -> Result<String> {
+    kubeforge_testenv::image_names(&cluster.bin_dir()?)?
+        .into_iter()
+        .find(|image| image.contains("/agnhost:"))
+        .context("the test env's images include no agnhost")
+}
+
 fn check_service_across_nodes(cluster: &Cluster, cp: &Node, worker: &Node) -> Result<()> {
-    apply(cluster, WORKLOAD)?;
-    apply(cluster, &client_pod("client-cp", &cp.name))?;
-    apply(cluster, &client_pod("client-worker", &worker.name))?;
+    let agnhost = agnhost_image(cluster)?;
+    apply(cluster, &workload(&agnhost))?;
+    apply(cluster, &client_pod("client-cp", &cp.name, &agnhost))?;
+    apply(
+        cluster,
+        &client_pod("client-worker", &worker.name, &agnhost),
+    )?;
     cluster.kubectl(&["rollout", "status", "deployment/web", "--timeout=180s"])?;
     cluster.kubectl(&[
         "wait",
@@ -399,7 +416,10 @@ fn check_recovery(cluster: &Cluster, worker: &Node) -> Result<()> {
         || Ok(node_ready(cluster, worker)?.then_some(())),
     )?;
     // The worker runs a new Pod, and its web Pod kept serving through containerd's restart.
-    apply(cluster, &client_pod("after-restarts", &worker.name))?;
+    apply(
+        cluster,
+        &client_pod("after-restarts", &worker.name, &agnhost_image(cluster)?),
+    )?;
     cluster.kubectl(&[
         "wait",
         "--for=condition=Ready",

@@ -65,7 +65,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
-kubernetesVersion: v1.35.4
+kubernetesVersion: v1.37.2
 clusterName: kubeforge-upload-certs
 networking:
   podSubnet: 10.244.0.0/16
@@ -352,7 +352,7 @@ async fn check_upload_certs(cp: &RealCluster, config: &Path) -> Result<()> {
             "--node-name",
             &cp.node.name,
             "--kubernetes-version",
-            "v1.35.4",
+            "v1.37.2",
         ],
     )?;
     assert_eq!(printed_key(&second).as_deref(), Some(given.as_str()));

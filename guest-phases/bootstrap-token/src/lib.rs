@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use kubeforge_sdk::api::release::Release;
 pub use kubeforge_sdk::bootstrap_token::{rfc3339, split_token, token_secret};
 use kubeforge_sdk::objects::{
     NODE_BOOTSTRAP_TOKEN_GROUP, NODES_GROUP, cluster_role, cluster_role_binding, config_map,
@@ -18,32 +19,78 @@ pub const CLUSTER_INFO: &str = "cluster-info";
 /// The Role and RoleBinding that let anyone read cluster-info.
 pub const CLUSTER_INFO_RBAC: &str = "kubeadm:bootstrap-signer-clusterinfo";
 
-/// The RBAC for bootstrap tokens and node certificates, in kubeadm's order: post CSRs, get
-/// nodes, auto-approve node client CSRs, auto-approve node certificate rotation.
-pub fn token_rbac() -> Vec<Value> {
+/// One step of kubeadm's RBAC for bootstrap tokens and node certificates: the line it prints
+/// and the objects it applies.
+pub struct RbacStep {
+    pub message: &'static str,
+    pub objects: Vec<Value>,
+}
+
+/// The RBAC for bootstrap tokens and node certificates, in kubeadm's order (its
+/// `phases/bootstraptoken/node`): get nodes, post CSRs, auto-approve node client CSRs,
+/// auto-approve node certificate rotation, and from v1.36 the API server's access to the
+/// kubelet API (its kubelet client certificate is no longer a cluster admin's).
+pub fn token_rbac(release: Release) -> Vec<RbacStep> {
     let bootstrappers = || vec![group(NODE_BOOTSTRAP_TOKEN_GROUP)];
-    vec![
-        cluster_role_binding(
-            "kubeadm:kubelet-bootstrap",
-            "system:node-bootstrapper",
-            bootstrappers(),
-        ),
-        cluster_role(
-            "kubeadm:get-nodes",
-            vec![core_rule(&["get"], &["nodes"], &[])],
-        ),
-        cluster_role_binding("kubeadm:get-nodes", "kubeadm:get-nodes", bootstrappers()),
-        cluster_role_binding(
-            "kubeadm:node-autoapprove-bootstrap",
-            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-            bootstrappers(),
-        ),
-        cluster_role_binding(
-            "kubeadm:node-autoapprove-certificate-rotation",
-            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
-            vec![group(NODES_GROUP)],
-        ),
-    ]
+    let mut steps = vec![
+        RbacStep {
+            message: "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to get nodes",
+            objects: vec![
+                cluster_role(
+                    "kubeadm:get-nodes",
+                    vec![core_rule(&["get"], &["nodes"], &[])],
+                ),
+                cluster_role_binding("kubeadm:get-nodes", "kubeadm:get-nodes", bootstrappers()),
+            ],
+        },
+        RbacStep {
+            message: "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to post CSRs in order for nodes to get long term certificate credentials",
+            objects: vec![cluster_role_binding(
+                "kubeadm:kubelet-bootstrap",
+                "system:node-bootstrapper",
+                bootstrappers(),
+            )],
+        },
+        RbacStep {
+            message: "[bootstrap-token] Configured RBAC rules to allow the csrapprover controller automatically approve CSRs from a Node Bootstrap Token",
+            objects: vec![cluster_role_binding(
+                "kubeadm:node-autoapprove-bootstrap",
+                "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+                bootstrappers(),
+            )],
+        },
+        RbacStep {
+            message: "[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node client certificates in the cluster",
+            objects: vec![cluster_role_binding(
+                "kubeadm:node-autoapprove-certificate-rotation",
+                "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+                vec![group(NODES_GROUP)],
+            )],
+        },
+    ];
+    if release.minor >= 36 {
+        steps.push(RbacStep {
+            message: "[bootstrap-token] Configured RBAC rules to allow the API server kubelet client certificate to access the kubelet API",
+            objects: vec![cluster_role_binding(
+                "kubeadm:apiserver-kubelet-client",
+                "system:kubelet-api-admin",
+                vec![user("kube-apiserver-kubelet-client")],
+            )],
+        });
+    }
+    steps
+}
+
+/// kubeadm's line naming the tokens init uses: one by itself, several as Go prints a slice.
+pub fn using_tokens_line(tokens: &[&str]) -> Option<String> {
+    match tokens {
+        [] => None,
+        [token] => Some(format!("[bootstrap-token] Using token: {token}")),
+        _ => Some(format!(
+            "[bootstrap-token] Using tokens: [{}]",
+            tokens.join(" ")
+        )),
+    }
 }
 
 /// The kubeconfig kubeadm puts in cluster-info: admin.conf's cluster (server and CA) under the
@@ -95,6 +142,7 @@ pub fn cluster_info_rbac() -> Vec<Value> {
 mod component {
     use std::time::{SystemTime, UNIX_EPOCH};
 
+    use kubeforge_sdk::api::release::Release;
     use kubeforge_sdk::objects::{apply, get};
     use kubeforge_sdk::{
         CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, failed, info,
@@ -150,10 +198,9 @@ mod component {
                 .map_err(|e| failed(format!("the clock is before 1970: {e}")))?
                 .as_secs() as i64;
             let tokens = &config.init.bootstrap_tokens;
-            for token in tokens {
-                if let Some(text) = &token.token {
-                    info(format!("[bootstrap-token] Using token: {text}"));
-                }
+            let texts: Vec<&str> = tokens.iter().filter_map(|t| t.token.as_deref()).collect();
+            if let Some(line) = crate::using_tokens_line(&texts) {
+                info(line);
             }
             info(
                 "[bootstrap-token] Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles",
@@ -161,18 +208,11 @@ mod component {
             for (index, token) in tokens.iter().enumerate() {
                 apply(&crate::token_secret(token, index, now).map_err(failed)?)?;
             }
-            let rbac = crate::token_rbac();
-            let messages = [
-                "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to post CSRs in order for nodes to get long term certificate credentials",
-                "",
-                "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to get nodes",
-                "[bootstrap-token] Configured RBAC rules to allow the csrapprover controller automatically approve CSRs from a Node Bootstrap Token",
-                "[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node client certificates in the cluster",
-            ];
-            for (object, message) in rbac.iter().zip(messages) {
-                apply(object)?;
-                if !message.is_empty() {
-                    info(message);
+            let release = Release::of_version(config.kubernetes_version());
+            for step in crate::token_rbac(release) {
+                info(step.message);
+                for object in &step.objects {
+                    apply(object)?;
                 }
             }
             info(format!(

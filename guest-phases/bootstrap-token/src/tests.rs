@@ -18,26 +18,53 @@ fn cluster_info_is_admin_confs_cluster_under_the_empty_name() {
 }
 
 #[test]
-fn token_rbac_binds_kubeadms_roles() {
-    let names: Vec<_> = token_rbac()
-        .iter()
-        .map(|o| {
-            format!(
-                "{} {} -> {}",
-                o["kind"].as_str().unwrap(),
-                o["metadata"]["name"].as_str().unwrap(),
-                o["roleRef"]["name"].as_str().unwrap_or("-")
-            )
-        })
-        .collect();
+fn token_rbac_binds_kubeadms_roles_in_kubeadms_order() {
+    let names = |minor| -> Vec<String> {
+        token_rbac(Release::of_minor(minor).unwrap())
+            .iter()
+            .flat_map(|step| &step.objects)
+            .map(|o| {
+                format!(
+                    "{} {} -> {}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap(),
+                    o["roleRef"]["name"].as_str().unwrap_or("-")
+                )
+            })
+            .collect()
+    };
+    let v1_35 = [
+        "ClusterRole kubeadm:get-nodes -> -",
+        "ClusterRoleBinding kubeadm:get-nodes -> kubeadm:get-nodes",
+        "ClusterRoleBinding kubeadm:kubelet-bootstrap -> system:node-bootstrapper",
+        "ClusterRoleBinding kubeadm:node-autoapprove-bootstrap -> system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+        "ClusterRoleBinding kubeadm:node-autoapprove-certificate-rotation -> system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+    ];
+    assert_eq!(names(35), v1_35);
+    for minor in [36, 37] {
+        let mut expected = v1_35.map(String::from).to_vec();
+        expected.push(
+            "ClusterRoleBinding kubeadm:apiserver-kubelet-client -> system:kubelet-api-admin"
+                .into(),
+        );
+        assert_eq!(names(minor), expected, "v1.{minor}");
+    }
+    let steps = token_rbac(Release::of_minor(37).unwrap());
     assert_eq!(
-        names,
-        [
-            "ClusterRoleBinding kubeadm:kubelet-bootstrap -> system:node-bootstrapper",
-            "ClusterRole kubeadm:get-nodes -> -",
-            "ClusterRoleBinding kubeadm:get-nodes -> kubeadm:get-nodes",
-            "ClusterRoleBinding kubeadm:node-autoapprove-bootstrap -> system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-            "ClusterRoleBinding kubeadm:node-autoapprove-certificate-rotation -> system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
-        ]
+        steps[4].objects[0]["subjects"],
+        json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kube-apiserver-kubelet-client"}])
+    );
+}
+
+#[test]
+fn one_token_is_named_alone_and_several_as_a_list() {
+    assert_eq!(using_tokens_line(&[]), None);
+    assert_eq!(
+        using_tokens_line(&["abcdef.0123456789abcdef"]).as_deref(),
+        Some("[bootstrap-token] Using token: abcdef.0123456789abcdef")
+    );
+    assert_eq!(
+        using_tokens_line(&["a.b", "c.d"]).as_deref(),
+        Some("[bootstrap-token] Using tokens: [a.b c.d]")
     );
 }

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use kubeforge_sdk::api::EffectiveConfig;
 use kubeforge_sdk::api::net::{self, Host};
+use kubeforge_sdk::api::release::Release;
 use kubeforge_sdk::certificates;
 use kubeforge_sdk::pki::{CertificateSpec, ExtKeyUsage};
 use kubeforge_sdk::{FieldError, PhaseError};
@@ -212,9 +213,13 @@ fn leaf_spec(
             apiserver_alt_names(cfg, warnings)?,
             vec![ServerAuth],
         ),
-        "apiserver-kubelet-client" => {
+        // Up to v1.35 the API server reached kubelets as a cluster admin; from v1.36 it is no
+        // group's member, and the bootstrap-token phase binds its user to
+        // system:kubelet-api-admin instead.
+        "apiserver-kubelet-client" if Release::of_version(cfg.kubernetes_version()).minor <= 35 => {
             client("kube-apiserver-kubelet-client", &[CLUSTER_ADMINS_GROUP])
         }
+        "apiserver-kubelet-client" => client("kube-apiserver-kubelet-client", &[]),
         "front-proxy-client" => client("front-proxy-client", &[]),
         // etcd 3.2+ also wants clientAuth on its serving certificates, hence both usages.
         "etcd-server" => serving(

@@ -19,6 +19,7 @@ fn defaulted() -> EffectiveConfig {
     cfg.cluster.networking.dns_domain = Some("cluster.local".into());
     cfg.cluster.certificates_dir = Some("/etc/kubernetes/pki".into());
     cfg.cluster.cluster_name = Some("kubernetes".into());
+    cfg.cluster.kubernetes_version = Some("v1.37.2".into());
     cfg.cluster.encryption_algorithm = Some(EncryptionAlgorithm::Rsa2048);
     cfg.cluster.certificate_validity_period = Some(Duration::from_hours(8760));
     cfg.cluster.ca_certificate_validity_period = Some(Duration::from_hours(87600));
@@ -133,7 +134,7 @@ fn default_config_yields_kubeadms_ten_certificates_in_order() {
         "apiserver-kubelet-client",
         (
             "kube-apiserver-kubelet-client",
-            &["kubeadm:cluster-admins"],
+            &[],
             &[],
             &[],
             &[ClientAuth],
@@ -200,6 +201,24 @@ fn default_config_yields_kubeadms_ten_certificates_in_order() {
             YEAR,
         ),
     );
+}
+
+#[test]
+fn the_apiserver_kubelet_client_is_a_cluster_admin_only_up_to_v1_35() {
+    for (version, organizations) in [
+        ("v1.35.4", &["kubeadm:cluster-admins"][..]),
+        ("v1.36.3", &[]),
+        ("v1.37.2", &[]),
+    ] {
+        let mut cfg = defaulted();
+        cfg.cluster.kubernetes_version = Some(version.into());
+        let defs = certificate_specs(&cfg).unwrap();
+        assert_eq!(
+            spec(&defs, "apiserver-kubelet-client").organizations,
+            strings(organizations),
+            "{version}"
+        );
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use kubeforge_api::EffectiveConfig;
 use kubeforge_api::net::join_host_port;
+use kubeforge_api::release::Release;
 use kubeforge_api::v1beta4::{Arg, EnvVar, ExternalEtcd, HostPathMount};
 use kubeforge_sdk::staticpod::{
     self, HostPathMounts, ProbeTarget, Scheme, arg_value, command, cpu_request, join_path,
@@ -479,20 +480,23 @@ fn host_path_mounts(
             );
             let kubeconfig = CONTROLLER_MANAGER_KUBECONFIG;
             mounts.add("kubeconfig", kubeconfig, kubeconfig, true, FILE_OR_CREATE);
-            // Read-write: third-party FlexVolume drivers talk to their backends through sockets
-            // in this directory.
-            let flexvolume_dir = arg_value(
-                &cluster.controller_manager.extra_args,
-                "flex-volume-plugin-dir",
-            )
-            .unwrap_or(DEFAULT_FLEXVOLUME_DIR);
-            mounts.add(
-                "flexvolume-dir",
-                flexvolume_dir,
-                flexvolume_dir,
-                false,
-                DIRECTORY_OR_CREATE,
-            );
+            // kubeadm mounts the FlexVolume directory up to v1.35 (phases/controlplane/
+            // volumes.go; v1.36 dropped it). Read-write: third-party FlexVolume drivers talk to
+            // their backends through sockets in it.
+            if Release::of_version(config.kubernetes_version()).minor <= 35 {
+                let flexvolume_dir = arg_value(
+                    &cluster.controller_manager.extra_args,
+                    "flex-volume-plugin-dir",
+                )
+                .unwrap_or(DEFAULT_FLEXVOLUME_DIR);
+                mounts.add(
+                    "flexvolume-dir",
+                    flexvolume_dir,
+                    flexvolume_dir,
+                    false,
+                    DIRECTORY_OR_CREATE,
+                );
+            }
             &cluster.controller_manager.extra_volumes
         }
         Component::Scheduler => {

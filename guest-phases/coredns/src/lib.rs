@@ -4,6 +4,7 @@
 //! `addon/coredns`, which the host skips when `dns.disabled` is set.
 
 use kubeforge_api::EffectiveConfig;
+use kubeforge_api::release::Release;
 use kubeforge_sdk::DEFAULT_IMAGE_REPOSITORY;
 use kubeforge_sdk::dns::{KUBE_DNS, dns_image, dns_service};
 use kubeforge_sdk::objects::{
@@ -14,8 +15,6 @@ use serde_json::{Value, json};
 
 pub const COREDNS: &str = "coredns";
 
-/// kubeadm v1.35's CoreDNS version (`constants.CoreDNSVersion`).
-pub const COREDNS_VERSION: &str = "v1.13.1";
 /// CoreDNS replicas on a new cluster.
 pub const COREDNS_REPLICAS: i64 = 2;
 
@@ -26,7 +25,9 @@ pub fn coredns_image(config: &EffectiveConfig) -> String {
     } else {
         config.image_repository().to_string()
     };
-    dns_image(config, &repository, COREDNS, COREDNS_VERSION)
+    // The CoreDNS of the release's kubeadm (`constants.CoreDNSVersion`).
+    let version = Release::of_version(config.kubernetes_version()).coredns_version;
+    dns_image(config, &repository, COREDNS, version)
 }
 
 /// kubeadm's Corefile for `dns_domain`: the text of its ConfigMap's `Corefile: |` block, so

@@ -2,6 +2,7 @@
 
 use kubeforge_api::EffectiveConfig;
 use kubeforge_api::net::join_host_port;
+use kubeforge_api::release::Release;
 use kubeforge_api::v1beta4::{Arg, LocalEtcd};
 use kubeforge_sdk::staticpod::{
     self, ProbeTarget, Scheme, command, join_path, liveness_probe, merge_env_vars, probe_port,
@@ -19,13 +20,6 @@ const DEFAULT_IMAGE_REPOSITORY: &str = "registry.k8s.io";
 const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
 const METRICS_PORT: u16 = 2381;
-
-/// kubeadm v1.35's etcd for each supported Kubernetes minor (`constants.SupportedEtcdVersion`);
-/// other minors get the nearest entry.
-const SUPPORTED_ETCD_VERSIONS: [(u64, &str); 3] =
-    [(33, "3.5.24-0"), (34, "3.6.6-0"), (35, "3.6.6-0")];
-/// `constants.DefaultEtcdVersion`, for a Kubernetes version that does not parse.
-const DEFAULT_ETCD_VERSION: &str = "3.6.6-0";
 
 /// The etcd settings that apply: `etcd.local`, or kubeadm's defaults when it is absent.
 /// `None` when the cluster uses external etcd, which kubeadm does not run.
@@ -110,36 +104,15 @@ pub fn image(config: &EffectiveConfig, local: &LocalEtcd) -> String {
     format!("{repository}/{ETCD}:{}", image_tag(config, local))
 }
 
-/// The etcd image tag: `etcd.local.imageTag`, or kubeadm's etcd for the Kubernetes minor.
+/// The etcd image tag: `etcd.local.imageTag`, or the etcd the Kubernetes minor's kubeadm
+/// deploys (`constants.DefaultEtcdVersion` of that release).
 pub fn image_tag(config: &EffectiveConfig, local: &LocalEtcd) -> String {
     if let Some(tag) = local.image_tag.as_deref().filter(|tag| !tag.is_empty()) {
         return tag.to_owned();
     }
-    let minor = config
-        .cluster
-        .kubernetes_version
-        .as_deref()
-        .and_then(parse_semver)
-        .map(|version| version.minor);
-    let Some(minor) = minor else {
-        return DEFAULT_ETCD_VERSION.to_owned();
-    };
-    let (lowest, highest) = (
-        SUPPORTED_ETCD_VERSIONS[0],
-        SUPPORTED_ETCD_VERSIONS[SUPPORTED_ETCD_VERSIONS.len() - 1],
-    );
-    let version = SUPPORTED_ETCD_VERSIONS
-        .iter()
-        .find(|(supported, _)| *supported == minor)
-        .map_or(
-            if minor < lowest.0 {
-                lowest.1
-            } else {
-                highest.1
-            },
-            |(_, version)| version,
-        );
-    version.to_owned()
+    Release::of_version(config.kubernetes_version())
+        .etcd_image_tag
+        .to_owned()
 }
 
 fn default_arguments(config: &EffectiveConfig, local: &LocalEtcd) -> Vec<Arg> {
@@ -189,9 +162,11 @@ fn default_arguments(config: &EffectiveConfig, local: &LocalEtcd) -> Vec<Arg> {
         value,
     })
     .collect();
-    // etcd 3.6 graduated these from `--experimental-*` flags.
-    let etcd_3_6 = parse_semver(&image_tag(config, local)).is_some_and(|v| v.at_least(3, 6, 0));
-    let version_specific = if etcd_3_6 {
+    // etcd 3.6 graduated these from `--experimental-*` flags; kubeadm v1.35 picks by the image
+    // tag, v1.36 dropped the experimental ones whatever the tag.
+    let graduated = Release::of_version(config.kubernetes_version()).minor >= 36
+        || parse_semver(&image_tag(config, local)).is_some_and(|v| v.at_least(3, 6, 0));
+    let version_specific = if graduated {
         [
             ("feature-gates", "InitialCorruptCheck=true"),
             ("watch-progress-notify-interval", "5s"),

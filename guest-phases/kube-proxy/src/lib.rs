@@ -3,8 +3,11 @@
 //! kubeadm's names, labels and rules. It fills the slot `addon/kube-proxy`, which the host skips
 //! when `proxy.disabled` is set.
 
+use std::net::IpAddr;
+
 use kubeforge_api::EffectiveConfig;
 use kubeforge_api::net::control_plane_endpoint_url;
+use kubeforge_api::release::Release;
 use kubeforge_sdk::component_config::merge;
 use kubeforge_sdk::objects::{
     KUBE_SYSTEM, NODE_BOOTSTRAP_TOKEN_GROUP, cluster_role_binding, config_map, core_rule, group,
@@ -17,40 +20,128 @@ pub const KUBE_PROXY: &str = "kube-proxy";
 /// Where kube-proxy reads its kubeconfig; kubeadm sets it whatever the user wrote.
 const KUBECONFIG_PATH: &str = "/var/lib/kube-proxy/kubeconfig.conf";
 
-/// The cluster's KubeProxyConfiguration as kubeadm serialises it: kubeadm's defaults for this
-/// cluster with the user's `KubeProxyConfiguration` document laid over them; an empty
-/// `bindAddress` or `clusterCIDR` gets kubeadm's value, and the kubeconfig path is always
-/// kubeadm's (`componentconfigs/kubeproxy.go`, `Default`).
-pub fn kube_proxy_configuration(config: &EffectiveConfig) -> String {
-    let ipv6 = config.advertise_address().contains(':');
+/// The cluster's KubeProxyConfiguration as kubeadm serialises it, and kubeadm's warnings about
+/// it: kubeadm's defaults for this cluster with the user's `KubeProxyConfiguration` document
+/// laid over them, and each empty `bindAddress`, `clusterCIDR`, `clientConnection.kubeconfig`
+/// (and from v1.37 `mode`) given kubeadm's value (`componentconfigs/kubeproxy.go`, `Default`).
+pub struct KubeProxyConfiguration {
+    pub yaml: String,
+    pub warnings: Vec<String>,
+}
+
+const KIND: &str = "KubeProxyConfiguration";
+
+/// kube-proxy's bind address for a node advertising `address` (or for an address of the same
+/// family): every address of its IP family.
+fn wildcard_of_family(address: &str) -> &'static str {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => "0.0.0.0",
+        _ => "::",
+    }
+}
+
+/// kubeadm's `warnDefaultComponentConfigValue`.
+fn recommended_value_warning(field: &str, recommended: &str, given: &str) -> String {
+    format!(
+        "The recommended value for {field:?} in {KIND:?} is: {recommended}; the provided value is: {given}"
+    )
+}
+
+pub fn kube_proxy_configuration(config: &EffectiveConfig) -> KubeProxyConfiguration {
+    let release = Release::of_version(config.kubernetes_version());
     let mut document = kube_proxy_defaults();
-    document["bindAddress"] = json!(if ipv6 { "::" } else { "0.0.0.0" });
-    if let Some(pod_subnet) = config.cluster.networking.pod_subnet.as_deref() {
-        document["clusterCIDR"] = json!(pod_subnet);
-    }
     if let Some(user) = &config.kube_proxy {
-        let defaults = document.clone();
         merge(&mut document, user);
-        for field in ["bindAddress", "clusterCIDR"] {
-            if document[field] == "" {
-                document[field] = defaults[field].clone();
-            }
-        }
-        document["clientConnection"]["kubeconfig"] = json!(KUBECONFIG_PATH);
     }
-    kubeforge_api::yaml::to_string(&document)
+    let mut warnings = Vec::new();
+    let text = |document: &Value, field: &str| {
+        document
+            .pointer(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    let default_bind_address = wildcard_of_family(config.advertise_address());
+    let bind_address = text(&document, "/bindAddress");
+    if bind_address.is_empty() {
+        document["bindAddress"] = json!(default_bind_address);
+    } else if release.minor <= 36 {
+        if bind_address != default_bind_address {
+            warnings.push(recommended_value_warning(
+                "bindAddress",
+                default_bind_address,
+                &bind_address,
+            ));
+        }
+    } else if bind_address.parse::<IpAddr>().is_err() {
+        warnings.push(format!(
+            "The bindAddress {bind_address:?} in {KIND:?} is not a valid IP address"
+        ));
+    } else if !["0.0.0.0", "::"].contains(&bind_address.as_str()) {
+        warnings.push(recommended_value_warning(
+            "bindAddress",
+            wildcard_of_family(&bind_address),
+            &bind_address,
+        ));
+    }
+
+    let pod_subnet = config
+        .cluster
+        .networking
+        .pod_subnet
+        .as_deref()
+        .unwrap_or_default();
+    let cluster_cidr = text(&document, "/clusterCIDR");
+    if cluster_cidr.is_empty() && !pod_subnet.is_empty() {
+        document["clusterCIDR"] = json!(pod_subnet);
+    } else if !pod_subnet.is_empty() && cluster_cidr != pod_subnet {
+        warnings.push(recommended_value_warning(
+            "clusterCIDR",
+            pod_subnet,
+            &cluster_cidr,
+        ));
+    }
+
+    let kubeconfig = text(&document, "/clientConnection/kubeconfig");
+    if kubeconfig.is_empty() {
+        document["clientConnection"]["kubeconfig"] = json!(KUBECONFIG_PATH);
+    } else if kubeconfig != KUBECONFIG_PATH {
+        warnings.push(recommended_value_warning(
+            "clientConnection.kubeconfig",
+            KUBECONFIG_PATH,
+            &kubeconfig,
+        ));
+    }
+
+    if release.minor >= 37 {
+        let mode = text(&document, "/mode");
+        if mode == "ipvs" {
+            warnings.push(format!(
+                "The {KIND:?} field \"mode\" is set to \"ipvs\" which has been deprecated since version v1.35. For newer Linux kernel versions, we recommend using the \"nftables\" mode, which has been GA since v1.33. For older Linux kernel versions, you can use the \"iptables\" mode which is still the default one."
+            ));
+        }
+        // v1.37 spells out kube-proxy's own default, which kube-proxy warns about when unset.
+        if mode.is_empty() {
+            document["mode"] = json!("iptables");
+        }
+    }
+    KubeProxyConfiguration {
+        yaml: kubeforge_api::yaml::to_string(&document),
+        warnings,
+    }
 }
 
 fn kube_proxy_defaults() -> Value {
     json!({
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "bindAddress": "0.0.0.0",
+        "bindAddress": "",
         "bindAddressHardFail": false,
         "clientConnection": {
             "acceptContentTypes": "",
             "burst": 0,
             "contentType": "",
-            "kubeconfig": KUBECONFIG_PATH,
+            "kubeconfig": "",
             "qps": 0,
         },
         "clusterCIDR": "",
@@ -141,8 +232,7 @@ users:
 /// The kube-proxy objects in kubeadm's order: ServiceAccount, ConfigMap (signed unless the
 /// user supplied the configuration), DaemonSet,
 /// ClusterRoleBinding, Role, RoleBinding.
-pub fn kube_proxy_objects(config: &EffectiveConfig) -> Vec<Value> {
-    let proxy_config = kube_proxy_configuration(config);
+pub fn kube_proxy_objects(config: &EffectiveConfig, proxy_config: &str) -> Vec<Value> {
     let data = json!({
         "kubeconfig.conf": kube_proxy_kubeconfig(&control_plane_endpoint_url(config)),
         // The template's `|-` block drops the final newline.
@@ -198,7 +288,8 @@ pub fn kube_proxy_objects(config: &EffectiveConfig) -> Vec<Value> {
                         {"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
                         {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
                     ],
-                    // kubeadm v1.35's: tolerate every taint (no separate CriticalAddonsOnly).
+                    // kubeadm's (v1.35 to v1.37): tolerate every taint (no separate
+                    // CriticalAddonsOnly).
                     "tolerations": [{"operator": "Exists"}],
                     "nodeSelector": {"kubernetes.io/os": "linux"},
                 },
@@ -233,6 +324,7 @@ mod component {
     use kubeforge_sdk::objects::{KUBE_SYSTEM, apply};
     use kubeforge_sdk::{
         CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, info, requests,
+        warn,
     };
 
     use crate::KUBE_PROXY;
@@ -275,7 +367,11 @@ mod component {
         ) -> Result<PhaseReport, PhaseError> {
             kubeforge_sdk::check_sub_phase(KUBE_PROXY, sub_phase.as_deref(), &[])?;
             let config = kubeforge_sdk::config(&context)?;
-            for object in crate::kube_proxy_objects(&config) {
+            let proxy_config = crate::kube_proxy_configuration(&config);
+            for warning in proxy_config.warnings {
+                warn(warning);
+            }
+            for object in crate::kube_proxy_objects(&config, &proxy_config.yaml) {
                 apply(&object)?;
             }
             info("[addons] Applied essential addon: kube-proxy");

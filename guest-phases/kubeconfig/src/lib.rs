@@ -60,9 +60,6 @@ pub const KUBECONFIGS: [Kubeconfig; 5] = [
     },
 ];
 
-/// kubeadm's feature gate, GA in 1.35: the init node's kubelet talks to its local API server.
-const CONTROL_PLANE_KUBELET_LOCAL_MODE: &str = "ControlPlaneKubeletLocalMode";
-
 /// One kubeconfig file to write, with its client certificate.
 #[derive(Debug, Clone)]
 pub struct KubeconfigDef {
@@ -96,17 +93,6 @@ pub fn kubeconfig_specs(cfg: &EffectiveConfig) -> Result<Vec<KubeconfigDef>, Pha
     let cluster_name = required(cfg.cluster.cluster_name.as_deref(), "clusterName")?;
     let control_plane = net::control_plane_endpoint_url(cfg);
     let local = net::local_api_endpoint_url(cfg);
-    let kubelet_local_mode = cfg
-        .cluster
-        .feature_gates
-        .get(CONTROL_PLANE_KUBELET_LOCAL_MODE)
-        .copied()
-        .unwrap_or(true);
-    let kubelet_server = if kubelet_local_mode {
-        &local
-    } else {
-        &control_plane
-    };
     let node_user = format!("system:node:{node_name}");
     KUBECONFIGS
         .iter()
@@ -122,7 +108,10 @@ pub fn kubeconfig_specs(cfg: &EffectiveConfig) -> Result<Vec<KubeconfigDef>, Pha
                     Some("system:masters"),
                     &control_plane,
                 ),
-                "kubelet" => (&node_user, Some("system:nodes"), kubelet_server),
+                // The init node's kubelet talks to its own API server (kubeadm's
+                // ControlPlaneKubeletLocalMode: GA and locked in v1.35, which no longer reads
+                // it; removed in v1.36).
+                "kubelet" => (&node_user, Some("system:nodes"), &local),
                 "controller-manager" => ("system:kube-controller-manager", None, &local),
                 "scheduler" => ("system:kube-scheduler", None, &local),
                 other => unreachable!("{other} is not in KUBECONFIGS"),

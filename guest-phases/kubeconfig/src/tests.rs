@@ -130,13 +130,15 @@ fn control_plane_endpoint_and_bind_port_set_the_servers() {
             .all(|d| d.client_certificate.validity_seconds == 172_800)
     );
 
+    // kubeadm v1.35 accepts ControlPlaneKubeletLocalMode=false and ignores it.
     cfg.cluster.control_plane_endpoint = Some("10.0.0.100:8443".into());
+    cfg.cluster.kubernetes_version = Some("v1.35.4".into());
     cfg.cluster
         .feature_gates
         .insert("ControlPlaneKubeletLocalMode".into(), false);
     let defs = kubeconfig_specs(&cfg).unwrap();
     assert_eq!(defs[0].server, "https://10.0.0.100:8443");
-    assert_eq!(defs[2].server, "https://10.0.0.100:8443");
+    assert_eq!(defs[2].server, "https://192.168.0.10:7443");
     assert_eq!(defs[3].server, "https://192.168.0.10:7443");
 }
 

@@ -3,7 +3,7 @@
 //! (`/var/lib/kubelet/instance-config.yaml`) and its configuration
 //! (`/var/lib/kubelet/config.yaml`), then (re)start it.
 //!
-//! As kubeadm v1.35 does (`cmd/kubeadm/app/cmd/phases/init/kubelet.go`,
+//! As kubeadm v1.35 to v1.37 do (`cmd/kubeadm/app/cmd/phases/init/kubelet.go`,
 //! `phases/kubelet/flags.go` and `config.go`). kubeadm passes `--hostname-override` only when
 //! the node name differs from the machine's hostname; the host gives every phase that hostname
 //! as the output [`HOSTNAME_OUTPUT`] (a host that does not is answered by always passing it:
@@ -11,7 +11,7 @@
 
 use kubeforge_api::EffectiveConfig;
 use kubeforge_api::v1beta4::Arg;
-use kubeforge_sdk::kubelet::{self, SYSTEMD_RESOLV_CONF, go_quote};
+use kubeforge_sdk::kubelet::{self, SYSTEMD_RESOLV_CONF, go_quote, node_local_cri_socket};
 use kubeforge_sdk::staticpod::{arg_value, arguments_to_command};
 use serde_json::{Value, json};
 
@@ -21,12 +21,6 @@ pub const HOSTNAME_OUTPUT: &str = "hostname";
 
 /// kubeadm's `KubeletEnvFileVariableName`.
 pub const FLAGS_VARIABLE: &str = "KUBELET_KUBEADM_ARGS";
-
-/// Whether kubeadm's `NodeLocalCRISocket` feature gate is on (beta and on by default in
-/// v1.35): the CRI socket then goes to `instance-config.yaml` instead of a kubelet flag.
-pub fn node_local_cri_socket(config: &EffectiveConfig) -> bool {
-    config.cluster.feature_gates.get("NodeLocalCRISocket") != Some(&false)
-}
 
 fn cri_socket(config: &EffectiveConfig) -> &str {
     config
@@ -81,20 +75,30 @@ pub fn instance_config(config: &EffectiveConfig) -> String {
     )
 }
 
+/// What kubelet-start writes to `/var/lib/kubelet/config.yaml`, and what it says about it.
+#[derive(Debug, PartialEq)]
+pub struct ConfigFile {
+    pub yaml: String,
+    /// kubeadm's warning when the user's `resolvConf` differs from the one it recommends.
+    pub warning: Option<String>,
+    /// Whether `resolvConf` was set for systemd-resolved ([`kubelet::RESOLV_CONF_OUTPUT`]).
+    pub resolv_conf_set: bool,
+}
+
 /// `/var/lib/kubelet/config.yaml`: the cluster's KubeletConfiguration (the document
 /// upload-config puts in the `kubelet-config` ConfigMap) plus what is this node's own, as
 /// kubeadm's `WriteConfigToDisk` adds it: `resolvConf` when systemd-resolved runs (`Mutate`)
-/// and the instance configuration's `containerRuntimeEndpoint`. Returns the YAML and kubeadm's
-/// warning when the user's `resolvConf` differs from the one it recommends.
-pub fn config_file(
-    config: &EffectiveConfig,
-    systemd_resolved: bool,
-) -> Result<(String, Option<String>), String> {
+/// and the instance configuration's `containerRuntimeEndpoint`.
+pub fn config_file(config: &EffectiveConfig, systemd_resolved: bool) -> Result<ConfigFile, String> {
     let mut kubelet = kubelet::configuration(config)?;
     let mut warning = None;
+    let mut resolv_conf_set = false;
     if systemd_resolved {
         match kubelet.get("resolvConf").and_then(Value::as_str) {
-            None => kubelet["resolvConf"] = json!(SYSTEMD_RESOLV_CONF),
+            None => {
+                kubelet["resolvConf"] = json!(SYSTEMD_RESOLV_CONF);
+                resolv_conf_set = true;
+            }
             Some(given) if given != SYSTEMD_RESOLV_CONF => {
                 warning = Some(format!(
                     "The recommended value for \"resolvConf\" in \"KubeletConfiguration\" is: {SYSTEMD_RESOLV_CONF}; the provided value is: {given}"
@@ -106,14 +110,23 @@ pub fn config_file(
     if node_local_cri_socket(config) {
         kubelet["containerRuntimeEndpoint"] = json!(cri_socket(config));
     }
-    Ok((kubeforge_api::yaml::to_string(&kubelet), warning))
+    Ok(ConfigFile {
+        yaml: kubeforge_api::yaml::to_string(&kubelet),
+        warning,
+        resolv_conf_set,
+    })
 }
+
+/// kubeadm's line for the instance configuration it lays over `config.yaml` as a strategic
+/// merge patch.
+pub const INSTANCE_PATCH_LINE: &str = "[patches] Applied patch of type \"application/strategic-merge-patch+json\" to target \"kubeletconfiguration\"";
 
 #[cfg(target_arch = "wasm32")]
 mod component {
     use kubeforge_sdk::kubelet::{
-        CONFIG_FILE, FLAGS_FILE, INSTANCE_CONFIG_FILE, KUBELET_DIR, KUBELET_ROOT, SERVICE,
-        SYSTEMD_RESOLV_CONF, ServiceStep, control_service, recommended_value_warnings,
+        CONFIG_FILE, FLAGS_FILE, INSTANCE_CONFIG_FILE, KUBELET_DIR, KUBELET_ROOT,
+        RESOLV_CONF_OUTPUT, SERVICE, SYSTEMD_RESOLV_CONF, ServiceStep, control_service,
+        node_local_cri_socket, recommended_value_warnings,
     };
     use kubeforge_sdk::{
         CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, failed, info,
@@ -171,7 +184,8 @@ mod component {
                 FILE_MODE,
             )?;
 
-            if crate::node_local_cri_socket(&config) {
+            let node_local_cri_socket = node_local_cri_socket(&config);
+            if node_local_cri_socket {
                 info(format!(
                     "[kubelet-start] Writing kubelet configuration to file \"{KUBELET_DIR}/{INSTANCE_CONFIG_FILE}\""
                 ));
@@ -186,18 +200,29 @@ mod component {
             // kubeadm asks the init system whether systemd-resolved is active; its
             // resolv.conf under /run is there while it runs.
             let systemd_resolved = node::path_exists(SYSTEMD_RESOLV_CONF)?;
-            let (yaml, warning) = crate::config_file(&config, systemd_resolved).map_err(failed)?;
-            if let Some(warning) = warning {
+            let file = crate::config_file(&config, systemd_resolved).map_err(failed)?;
+            if let Some(warning) = file.warning {
                 warn(warning);
+            }
+            if node_local_cri_socket {
+                info(crate::INSTANCE_PATCH_LINE);
             }
             info(format!(
                 "[kubelet-start] Writing kubelet configuration to file \"{KUBELET_DIR}/{CONFIG_FILE}\""
             ));
-            write_text(KUBELET_ROOT, CONFIG_FILE, &yaml, FILE_MODE)?;
+            write_text(KUBELET_ROOT, CONFIG_FILE, &file.yaml, FILE_MODE)?;
 
             info("[kubelet-start] Starting the kubelet");
             control_service(ServiceStep::Start)?;
-            Ok(PhaseReport { outputs: vec![] })
+            let outputs = if file.resolv_conf_set {
+                vec![(
+                    RESOLV_CONF_OUTPUT.to_string(),
+                    SYSTEMD_RESOLV_CONF.to_string(),
+                )]
+            } else {
+                vec![]
+            };
+            Ok(PhaseReport { outputs })
         }
     }
 

@@ -68,21 +68,36 @@ fn a_hostname_override_extra_arg_replaces_kubeadm_s() {
 
 #[test]
 fn without_node_local_cri_socket_the_socket_is_a_flag_and_there_is_no_instance_config() {
-    let mut config = config();
-    config
-        .cluster
-        .feature_gates
-        .insert("NodeLocalCRISocket".into(), false);
-    assert!(!node_local_cri_socket(&config));
-    assert_eq!(
-        kubelet_flags(&config, None),
-        [
-            format!("--container-runtime-endpoint={CONTAINERD}"),
-            "--hostname-override=node1".into(),
-        ]
-    );
-    let (yaml, _) = config_file(&config, false).unwrap();
-    assert!(yaml.contains("containerRuntimeEndpoint: \"\"\n"), "{yaml}");
+    for version in ["v1.35.4", "v1.36.3"] {
+        let mut config = config();
+        config.cluster.kubernetes_version = Some(version.into());
+        config
+            .cluster
+            .feature_gates
+            .insert("NodeLocalCRISocket".into(), false);
+        assert!(!node_local_cri_socket(&config), "{version}");
+        assert_eq!(
+            kubelet_flags(&config, None),
+            [
+                format!("--container-runtime-endpoint={CONTAINERD}"),
+                "--hostname-override=node1".into(),
+            ]
+        );
+        let file = config_file(&config, false).unwrap();
+        assert!(
+            file.yaml.contains("containerRuntimeEndpoint: \"\"\n"),
+            "{}",
+            file.yaml
+        );
+    }
+}
+
+#[test]
+fn v1_37_always_puts_the_cri_socket_in_the_instance_config() {
+    let config = config();
+    assert_eq!(config.kubernetes_version(), "v1.37.2");
+    assert!(node_local_cri_socket(&config));
+    assert_eq!(kubelet_flags(&config, None), ["--hostname-override=node1"]);
 }
 
 #[test]
@@ -104,8 +119,13 @@ fn config_yaml_is_the_cluster_configuration_with_this_node_s_settings() {
         "clusterDomain": "corp.internal",
         "authentication": {"anonymous": {"enabled": true}},
     }));
-    let (yaml, warning) = config_file(&config, true).unwrap();
+    let ConfigFile {
+        yaml,
+        warning,
+        resolv_conf_set,
+    } = config_file(&config, true).unwrap();
     assert_eq!(warning, None);
+    assert!(resolv_conf_set);
     for line in [
         "apiVersion: kubelet.config.k8s.io/v1beta1\n",
         "kind: KubeletConfiguration\n",
@@ -128,18 +148,24 @@ fn config_yaml_is_the_cluster_configuration_with_this_node_s_settings() {
 
 #[test]
 fn without_systemd_resolved_the_kubelet_keeps_its_resolver() {
-    let (yaml, _) = config_file(&config(), false).unwrap();
-    assert!(!yaml.contains("resolvConf"), "{yaml}");
+    let file = config_file(&config(), false).unwrap();
+    assert!(!file.yaml.contains("resolvConf"), "{}", file.yaml);
+    assert!(!file.resolv_conf_set);
 }
 
 #[test]
 fn a_user_resolv_conf_is_kept_with_kubeadm_s_warning() {
     let mut config = config();
     config.kubelet = Some(json!({"resolvConf": "/etc/resolv.conf"}));
-    let (yaml, warning) = config_file(&config, true).unwrap();
-    assert!(yaml.contains("resolvConf: /etc/resolv.conf\n"), "{yaml}");
+    let file = config_file(&config, true).unwrap();
+    assert!(
+        file.yaml.contains("resolvConf: /etc/resolv.conf\n"),
+        "{}",
+        file.yaml
+    );
+    assert!(!file.resolv_conf_set);
     assert_eq!(
-        warning.as_deref(),
+        file.warning.as_deref(),
         Some(
             "The recommended value for \"resolvConf\" in \"KubeletConfiguration\" is: /run/systemd/resolve/resolv.conf; the provided value is: /etc/resolv.conf"
         )

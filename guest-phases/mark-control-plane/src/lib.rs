@@ -53,12 +53,9 @@ pub fn marked_node(name: &str, existing: &Value, taints: &[Taint]) -> Value {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use std::time::Duration;
-
-    use kubeforge_sdk::objects::{apply, wait};
+    use kubeforge_sdk::objects::{apply, wait_for_node};
     use kubeforge_sdk::{
-        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, failed, info,
-        requests,
+        CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, info, requests,
     };
 
     use crate::LABELS;
@@ -102,24 +99,7 @@ mod component {
                     texts.join(" ")
                 ));
             }
-            let timeout = config
-                .init
-                .timeouts
-                .as_ref()
-                .and_then(|t| t.kubernetes_api_call)
-                .and_then(|d| d.to_std())
-                .unwrap_or(Duration::from_secs(60));
-            // In a dry run the Node may not exist: kubeadm then marks what it would be.
-            let existing = match wait("v1", "Node", None, &name, None, timeout) {
-                Ok(node) => node,
-                Err(PhaseError::Conflict(_)) if context.dry_run => serde_json::Value::Null,
-                Err(PhaseError::Failed(why)) => {
-                    return Err(failed(format!(
-                        "waiting for the Node {name:?} (nodeRegistration.name) to register: {why}; is the kubelet running?"
-                    )));
-                }
-                Err(e) => return Err(e),
-            };
+            let existing = wait_for_node(&config, context.dry_run)?;
             apply(&crate::marked_node(&name, &existing, &taints))?;
             Ok(PhaseReport { outputs: vec![] })
         }

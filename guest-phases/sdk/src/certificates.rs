@@ -13,9 +13,9 @@ const DEFAULT_CERTIFICATE_VALIDITY_SECONDS: u64 = 8760 * 3600;
 const DEFAULT_CA_CERTIFICATE_VALIDITY_SECONDS: u64 = 87600 * 3600;
 
 /// The key type of every generated key pair (`encryptionAlgorithm`, RSA-2048 when unset, as
-/// kubeadm treats an empty value).
+/// kubeadm treats an empty value; see [`EffectiveConfig::encryption_algorithm`]).
 pub fn key_algorithm(config: &EffectiveConfig) -> KeyAlgorithm {
-    match config.cluster.encryption_algorithm.unwrap_or_default() {
+    match config.encryption_algorithm() {
         EncryptionAlgorithm::Rsa2048 => KeyAlgorithm::Rsa2048,
         EncryptionAlgorithm::Rsa3072 => KeyAlgorithm::Rsa3072,
         EncryptionAlgorithm::Rsa4096 => KeyAlgorithm::Rsa4096,

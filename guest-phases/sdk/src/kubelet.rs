@@ -8,6 +8,7 @@
 
 use kubeforge_api::EffectiveConfig;
 use kubeforge_api::net::dns_service_ip;
+use kubeforge_api::release::Release;
 use serde_json::{Value, json};
 
 use crate::bindings::kubeforge::phase::node::{self, ServiceAction};
@@ -36,6 +37,21 @@ pub const HEALTHZ_PORT: i64 = 10248;
 pub const SYSTEMD_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
 
 const KIND: &str = "KubeletConfiguration";
+
+/// The phase-context output kubelet-start leaves when it set `resolvConf` for systemd-resolved
+/// in a cluster configuration that had none: up to v1.36 kubeadm set it on the cluster-wide
+/// configuration itself, so the `kubelet-config` ConfigMap uploaded later in the same run
+/// carries it too (v1.37 sets it on a copy).
+pub const RESOLV_CONF_OUTPUT: &str = "kubelet-resolv-conf";
+
+/// Whether the CRI socket goes to the node's `instance-config.yaml` (laid over `config.yaml`)
+/// instead of a `--container-runtime-endpoint` flag: kubeadm's `NodeLocalCRISocket` feature
+/// gate, on by default in v1.35 (beta) and v1.36 (GA, but kubeadm still honours `false`),
+/// removed in v1.37, which always does it.
+pub fn node_local_cri_socket(config: &EffectiveConfig) -> bool {
+    Release::of_version(config.kubernetes_version()).minor >= 37
+        || config.cluster.feature_gates.get("NodeLocalCRISocket") != Some(&false)
+}
 
 /// The cluster's KubeletConfiguration as kubeadm marshals it into the `kubelet-config`
 /// ConfigMap: kubeadm's defaults for this cluster with the user's `KubeletConfiguration`

@@ -4,7 +4,9 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{Result, kube};
+use kubeforge_api::EffectiveConfig;
+
+use crate::{PhaseError, Result, kube};
 
 /// The RBAC API group.
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
@@ -103,6 +105,27 @@ pub fn wait(
     )?;
     serde_json::from_str(&found)
         .map_err(|e| crate::failed(format!("the host returned an unreadable object: {e}")))
+}
+
+/// Waits for the kubelet to register this node's Node (`nodeRegistration.name`), for at most
+/// `timeouts.kubernetesAPICall`, as kubeadm's `PatchNode` does before it patches it. In a dry
+/// run, where no kubelet registers anything, a Node that is not there is `Null`.
+pub fn wait_for_node(config: &EffectiveConfig, dry_run: bool) -> Result<Value> {
+    let name = config.node_name();
+    let timeout = config
+        .init
+        .timeouts
+        .as_ref()
+        .and_then(|t| t.kubernetes_api_call)
+        .and_then(|d| d.to_std())
+        .unwrap_or(std::time::Duration::from_secs(60));
+    match wait("v1", "Node", None, name, None, timeout) {
+        Err(PhaseError::Conflict(_)) if dry_run => Ok(Value::Null),
+        Err(PhaseError::Failed(why)) => Err(crate::failed(format!(
+            "waiting for the Node {name:?} (nodeRegistration.name) to register: {why}; is the kubelet running?"
+        ))),
+        other => other,
+    }
 }
 
 /// The `spec.replicas` of the Deployment `namespace/name`, if it exists: addons keep an

@@ -4,7 +4,7 @@ use kubeforge_api::EffectiveConfig;
 use serde_json::{Value, json};
 
 /// The effective configuration of a node `node1` advertising 192.168.0.10 with kubeadm's
-/// defaults (service subnet 10.96.0.0/12, `cluster.local`, `registry.k8s.io`, v1.35.4); each
+/// defaults (service subnet 10.96.0.0/12, `cluster.local`, `registry.k8s.io`, v1.37.2, the default release); each
 /// field of `cluster` replaces that top-level ClusterConfiguration field.
 pub fn config(cluster: Value) -> EffectiveConfig {
     let mut value = json!({
@@ -15,7 +15,7 @@ pub fn config(cluster: Value) -> EffectiveConfig {
         "cluster": {
             "networking": {"serviceSubnet": "10.96.0.0/12", "dnsDomain": "cluster.local"},
             "certificatesDir": "/etc/kubernetes/pki",
-            "kubernetesVersion": "v1.35.4",
+            "kubernetesVersion": kubeforge_api::release::DEFAULT_KUBERNETES_VERSION,
             "imageRepository": "registry.k8s.io",
         },
     });

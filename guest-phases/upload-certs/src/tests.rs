@@ -21,6 +21,7 @@ fn external(ca: &str, cert: &str, key: &str) -> Option<ExternalEtcd> {
         ca_file: ca.into(),
         cert_file: cert.into(),
         key_file: key.into(),
+        ..ExternalEtcd::default()
     })
 }
 

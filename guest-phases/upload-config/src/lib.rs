@@ -4,6 +4,7 @@
 //! it), and the Roles and RoleBindings that let joining nodes read them.
 
 use kubeforge_api::EffectiveConfig;
+use kubeforge_api::release::Release;
 use kubeforge_sdk::kubelet;
 use kubeforge_sdk::objects::{
     NODE_BOOTSTRAP_TOKEN_GROUP, NODES_GROUP, config_map, core_rule, group, role, role_binding,
@@ -46,21 +47,33 @@ pub fn kubeadm_config_objects(config: &EffectiveConfig) -> Result<Vec<Value>, St
 }
 
 /// The cluster's KubeletConfiguration (kubeadm's defaults with the user's document laid over
-/// them) as kubeadm serialises it into the ConfigMap.
-pub fn kubelet_configuration(config: &EffectiveConfig) -> Result<String, String> {
-    Ok(kubeforge_api::yaml::to_string(&kubelet::configuration(
-        config,
-    )?))
+/// them) as kubeadm serialises it into the ConfigMap. `resolv_conf`: what kubelet-start set for
+/// systemd-resolved earlier in this run ([`kubelet::RESOLV_CONF_OUTPUT`]), which kubeadm up to
+/// v1.36 uploads as well (it set it on the cluster-wide configuration).
+pub fn kubelet_configuration(
+    config: &EffectiveConfig,
+    resolv_conf: Option<&str>,
+) -> Result<String, String> {
+    let mut kubelet = kubelet::configuration(config)?;
+    if let Some(resolv_conf) = resolv_conf
+        && Release::of_version(config.kubernetes_version()).minor <= 36
+    {
+        kubelet["resolvConf"] = json!(resolv_conf);
+    }
+    Ok(kubeforge_api::yaml::to_string(&kubelet))
 }
 
 /// The kubelet-config ConfigMap, its Role and RoleBinding, in kubeadm's order. kubeadm signs
 /// the ConfigMap only when it generated the configuration, not when the user supplied a
 /// KubeletConfiguration.
-pub fn kubelet_config_objects(config: &EffectiveConfig) -> Result<Vec<Value>, String> {
+pub fn kubelet_config_objects(
+    config: &EffectiveConfig,
+    resolv_conf: Option<&str>,
+) -> Result<Vec<Value>, String> {
     let mut map = config_map(
         NAMESPACE,
         KUBELET_CONFIG,
-        json!({"kubelet": kubelet_configuration(config)?}),
+        json!({"kubelet": kubelet_configuration(config, resolv_conf)?}),
     );
     if config.kubelet.is_none() {
         sign_config_map(&mut map);
@@ -82,11 +95,39 @@ pub fn kubelet_config_objects(config: &EffectiveConfig) -> Result<Vec<Value>, St
     ])
 }
 
+/// kubeadm v1.35's Node annotation holding the node's CRI socket, for clusters that turned
+/// `NodeLocalCRISocket` off (later kubeadm reads the socket from instance-config.yaml).
+pub const CRI_SOCKET_ANNOTATION: &str = "kubeadm.alpha.kubernetes.io/cri-socket";
+
+/// The Node patch kubeadm v1.35's kubelet sub-phase applies ("Preserving the CRISocket
+/// information for the control-plane node"), or none: only v1.35 with `NodeLocalCRISocket`
+/// off does it.
+pub fn cri_socket_annotation(config: &EffectiveConfig) -> Option<Value> {
+    let v1_35 = Release::of_version(config.kubernetes_version()).minor == 35;
+    (v1_35 && !kubelet::node_local_cri_socket(config)).then(|| {
+        let socket = config
+            .init
+            .node_registration
+            .cri_socket
+            .as_deref()
+            .unwrap_or_default();
+        json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": config.node_name(),
+                "annotations": {CRI_SOCKET_ANNOTATION: socket},
+            },
+        })
+    })
+}
+
 #[cfg(target_arch = "wasm32")]
 mod component {
+    use kubeforge_sdk::objects::{apply, wait_for_node};
     use kubeforge_sdk::{
         CapabilityRequest, Guest, PhaseContext, PhaseError, PhaseInfo, PhaseReport, SubPhase,
-        failed, info, objects::apply, requests,
+        failed, info, kubelet, requests,
     };
 
     use crate::{KUBEADM, KUBEADM_CONFIG, KUBELET, KUBELET_CONFIG, NAMESPACE};
@@ -110,15 +151,19 @@ mod component {
                     },
                 ],
                 requests: CapabilityRequest {
-                    kube: vec![requests::rule(
-                        &["apply"],
-                        &[
-                            "configmaps",
-                            "rbac.authorization.k8s.io/roles",
-                            "rbac.authorization.k8s.io/rolebindings",
-                        ],
-                        &[NAMESPACE],
-                    )],
+                    kube: vec![
+                        requests::rule(
+                            &["apply"],
+                            &[
+                                "configmaps",
+                                "rbac.authorization.k8s.io/roles",
+                                "rbac.authorization.k8s.io/rolebindings",
+                            ],
+                            &[NAMESPACE],
+                        ),
+                        // v1.35 without NodeLocalCRISocket: the CRI socket annotation.
+                        requests::rule(&["get", "apply"], &["nodes"], &[]),
+                    ],
                     ..requests::none()
                 },
             }
@@ -143,8 +188,18 @@ mod component {
                 info(format!(
                     "[kubelet] Creating a ConfigMap {KUBELET_CONFIG:?} in namespace {NAMESPACE} with the configuration for the kubelets in the cluster"
                 ));
-                for object in crate::kubelet_config_objects(&config).map_err(failed)? {
+                let resolv_conf = context
+                    .outputs
+                    .iter()
+                    .find(|(name, _)| name == kubelet::RESOLV_CONF_OUTPUT)
+                    .map(|(_, value)| value.as_str());
+                for object in crate::kubelet_config_objects(&config, resolv_conf).map_err(failed)? {
                     apply(&object)?;
+                }
+                // kubeadm's PatchNode: wait for the kubelet to register the Node, then patch it.
+                if let Some(annotation) = crate::cri_socket_annotation(&config) {
+                    wait_for_node(&config, context.dry_run)?;
+                    apply(&annotation)?;
                 }
             }
             Ok(PhaseReport { outputs: vec![] })

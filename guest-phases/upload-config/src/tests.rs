@@ -10,7 +10,7 @@ fn config(service_subnet: &str) -> EffectiveConfig {
         "cluster": {
             "networking": {"serviceSubnet": service_subnet, "dnsDomain": "cluster.local"},
             "certificatesDir": "/etc/kubernetes/pki",
-            "kubernetesVersion": "v1.35.4",
+            "kubernetesVersion": "v1.37.2",
         },
     }))
     .unwrap()
@@ -18,7 +18,7 @@ fn config(service_subnet: &str) -> EffectiveConfig {
 
 #[test]
 fn kubelet_config_map_holds_the_cluster_kubelet_configuration() {
-    let objects = kubelet_config_objects(&config("10.96.0.0/12")).unwrap();
+    let objects = kubelet_config_objects(&config("10.96.0.0/12"), None).unwrap();
     let text = objects[0]["data"]["kubelet"].as_str().unwrap();
     assert!(
         text.starts_with("apiVersion: kubelet.config.k8s.io/v1beta1\n"),
@@ -33,7 +33,7 @@ fn kubelet_config_map_holds_the_cluster_kubelet_configuration() {
 
 #[test]
 fn kubelet_config_map_is_signed_as_kubeadm_signs_it() {
-    let objects = kubelet_config_objects(&config("10.96.0.0/12")).unwrap();
+    let objects = kubelet_config_objects(&config("10.96.0.0/12"), None).unwrap();
     let map = &objects[0];
     assert_eq!(
         map["metadata"]["annotations"][HASH_ANNOTATION],
@@ -62,7 +62,7 @@ fn a_user_supplied_kubelet_configuration_is_uploaded_unsigned_with_the_user_s_va
         "maxPods": 42,
         "cgroupDriver": "cgroupfs",
     }));
-    let objects = kubelet_config_objects(&config).unwrap();
+    let objects = kubelet_config_objects(&config, None).unwrap();
     let text = objects[0]["data"]["kubelet"].as_str().unwrap();
     assert!(text.contains("maxPods: 42\n"), "{text}");
     assert!(text.contains("cgroupDriver: cgroupfs\n"), "{text}");
@@ -84,4 +84,53 @@ fn kubeadm_config_holds_the_cluster_configuration() {
         "kubeadm:nodes-kubeadm-config"
     );
     assert_eq!(objects[2]["subjects"][1]["name"], "system:nodes");
+}
+
+#[test]
+fn up_to_v1_36_the_resolver_kubelet_start_set_is_uploaded_too() {
+    let resolv_conf = Some("/run/systemd/resolve/resolv.conf");
+    for (version, uploaded) in [("v1.35.4", true), ("v1.36.3", true), ("v1.37.2", false)] {
+        let mut config = config("10.96.0.0/12");
+        config.cluster.kubernetes_version = Some(version.into());
+        let objects = kubelet_config_objects(&config, resolv_conf).unwrap();
+        let text = objects[0]["data"]["kubelet"].as_str().unwrap();
+        assert_eq!(
+            text.contains("resolvConf: /run/systemd/resolve/resolv.conf\n"),
+            uploaded,
+            "{version}: {text}"
+        );
+        assert_eq!(
+            objects[0]["metadata"]["annotations"][HASH_ANNOTATION],
+            config_map_checksum(objects[0]["data"].as_object().unwrap()),
+            "{version}: signed over what is uploaded"
+        );
+    }
+}
+
+#[test]
+fn only_v1_35_without_node_local_cri_socket_annotates_the_node() {
+    let mut config = config("10.96.0.0/12");
+    config.init.node_registration.cri_socket = Some("unix:///run/crio/crio.sock".into());
+    for version in ["v1.35.4", "v1.36.3", "v1.37.2"] {
+        config.cluster.kubernetes_version = Some(version.into());
+        assert_eq!(cri_socket_annotation(&config), None, "{version}");
+    }
+    config
+        .cluster
+        .feature_gates
+        .insert("NodeLocalCRISocket".into(), false);
+    config.cluster.kubernetes_version = Some("v1.36.3".into());
+    assert_eq!(cri_socket_annotation(&config), None);
+    config.cluster.kubernetes_version = Some("v1.35.4".into());
+    assert_eq!(
+        cri_socket_annotation(&config),
+        Some(json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": "node1",
+                "annotations": {"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///run/crio/crio.sock"},
+            },
+        }))
+    );
 }

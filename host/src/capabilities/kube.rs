@@ -125,6 +125,10 @@ impl Grant {
 /// The run's connection to the API server, made on first use.
 pub struct KubeAccess {
     api_call_timeout: Duration,
+    /// The API server every call goes to instead of the one the kubeconfig names: kubeadm from
+    /// v1.36 points admin.conf and super-admin.conf at this node's own API server during
+    /// `init` (`PointKubeConfigToLocalAPIEndpoint`), whatever controlPlaneEndpoint says.
+    server: Option<String>,
     connection: OnceCell<Connection>,
     /// The live connection's settings, for the client a `wait` watches with (not a dry run).
     watch_config: std::sync::OnceLock<Config>,
@@ -157,18 +161,23 @@ impl Kind {
     }
 }
 
+/// kubeadm's default `timeouts.kubernetesAPICall`.
+pub const DEFAULT_API_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Default for KubeAccess {
-    /// kubeadm's default `timeouts.kubernetesAPICall`.
+    /// kubeadm's default `timeouts.kubernetesAPICall`, the kubeconfig's own server.
     fn default() -> Self {
-        Self::new(Duration::from_secs(60))
+        Self::new(DEFAULT_API_CALL_TIMEOUT, None)
     }
 }
 
 impl KubeAccess {
-    /// Every call (retries included) is bounded by `api_call_timeout`.
-    pub fn new(api_call_timeout: Duration) -> Self {
+    /// Every call (retries included) is bounded by `api_call_timeout`; `server` replaces the
+    /// kubeconfig's server when set.
+    pub fn new(api_call_timeout: Duration, server: Option<String>) -> Self {
         Self {
             api_call_timeout,
+            server,
             connection: OnceCell::new(),
             watch_config: std::sync::OnceLock::new(),
             kinds: Mutex::new(HashMap::new()),
@@ -424,9 +433,15 @@ async fn config_from(host: &HostContext, file: &str) -> Result<Config, String> {
     };
     let kubeconfig =
         Kubeconfig::from_yaml(&String::from_utf8_lossy(&bytes)).map_err(|e| unusable(&e))?;
-    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| unusable(&e))
+        .map_err(|e| unusable(&e))?;
+    if let Some(server) = &host.kube.server {
+        config.cluster_url = server
+            .parse()
+            .map_err(|e| format!("{server} is not a usable API server URL: {e}"))?;
+    }
+    Ok(config)
 }
 
 enum CallError {

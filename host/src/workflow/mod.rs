@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::capabilities::kube::KubeAccess;
+use crate::capabilities::kube::{self, KubeAccess};
 use crate::capabilities::node::ServiceManager;
 use crate::capabilities::pki::seal::CertificateKey;
 use crate::capabilities::{Grant, HostContext, PhaseState, Roots};
@@ -21,6 +21,7 @@ use crate::effects::{Effects, Journal, Origin, Plan, Root};
 use crate::runtime::bindings::{PhaseContext, PhaseError, PhaseInfo};
 use crate::runtime::{Limits, LoadedPhase, RunError, Runtime};
 use kubeforge_api::EffectiveConfig;
+use kubeforge_api::release::Release;
 use lock::{LockedComponent, Lockfile};
 pub use tree::{Filling, Slot};
 
@@ -99,6 +100,14 @@ pub const HOSTNAME_OUTPUT: &str = "hostname";
 /// The journal's name in the `tmp` root when `--journal` does not name one.
 const JOURNAL_FILE: &str = "kubeforge-journal.jsonl";
 
+/// The API server the run's API calls go to instead of admin.conf's: from v1.36 kubeadm's
+/// `init` talks to this node's own API server, whatever controlPlaneEndpoint says (a load
+/// balancer in front of the control planes may not route to it yet).
+fn local_api_server(config: &EffectiveConfig) -> Option<String> {
+    (Release::of_version(config.kubernetes_version()).minor >= 36)
+        .then(|| kubeforge_api::net::local_api_endpoint_url(config))
+}
+
 /// Where a run reads and writes, and how.
 pub struct RunOptions {
     /// `--root`: every node path is taken under it.
@@ -170,16 +179,16 @@ impl Runner {
             effects,
             node_root: options.root,
             started: SystemTime::now(),
-            kube: match config
-                .init
-                .timeouts
-                .as_ref()
-                .and_then(|t| t.kubernetes_api_call)
-                .and_then(|d| d.to_std())
-            {
-                Some(timeout) => KubeAccess::new(timeout),
-                None => KubeAccess::default(),
-            },
+            kube: KubeAccess::new(
+                config
+                    .init
+                    .timeouts
+                    .as_ref()
+                    .and_then(|t| t.kubernetes_api_call)
+                    .and_then(|d| d.to_std())
+                    .unwrap_or(kube::DEFAULT_API_CALL_TIMEOUT),
+                local_api_server(&config),
+            ),
             services: options
                 .service_command
                 .as_deref()

@@ -86,12 +86,17 @@ pub fn grant(name: &str) -> Grant {
             ],
             ..Grant::default()
         },
+        // The kubeadm-config and kubelet-config ConfigMaps and their RBAC; v1.35 without
+        // NodeLocalCRISocket also waits for the Node and annotates it with the CRI socket.
         "upload-config" => Grant {
-            kube: vec![KubeRule::new(
-                &["apply"],
-                &["configmaps", RBAC_ROLES, RBAC_ROLE_BINDINGS],
-                &["kube-system"],
-            )],
+            kube: vec![
+                KubeRule::new(
+                    &["apply"],
+                    &["configmaps", RBAC_ROLES, RBAC_ROLE_BINDINGS],
+                    &["kube-system"],
+                ),
+                KubeRule::new(&["get", "apply"], &["nodes"], &[]),
+            ],
             ..Grant::default()
         },
         // Seals the CAs and service-account keys for kubeadm-certs (ciphertext only: the

@@ -682,10 +682,11 @@ impl Expect {
                 ips: dedup(apiserver_ips),
                 ..leaf("apiserver", "kube-apiserver", &[], true, false, "ca")
             },
+            // No group from v1.36: kubeadm:apiserver-kubelet-client binds the user instead.
             leaf(
                 "apiserver-kubelet-client",
                 "kube-apiserver-kubelet-client",
-                &["kubeadm:cluster-admins"],
+                &[],
                 false,
                 true,
                 "ca",
@@ -745,8 +746,8 @@ impl Expect {
                 self.control_plane_url(),
             ),
             (
-                // ControlPlaneKubeletLocalMode is GA in 1.35: the kubelet of a control-plane
-                // node talks to its own API server.
+                // The kubelet of a control-plane node talks to its own API server (kubeadm's
+                // ControlPlaneKubeletLocalMode, GA in 1.35, the only way since 1.36).
                 "kubelet.conf",
                 format!("system:node:{}", self.node),
                 vec!["system:nodes".into()],
@@ -1310,7 +1311,7 @@ impl Manifest {
         assert_eq!(mount_names, names, "{name}: one mount per volume");
     }
 
-    /// kubeadm's `ArgumentsToCommand` (v1.35.4) sorts its own flags by name, drops those the
+    /// kubeadm's `ArgumentsToCommand` (v1.35 to v1.37) sorts its own flags by name, drops those the
     /// user overrides, and appends the user's extraArgs in the user's order.
     pub fn assert_flag_order(&self, extra_args: &[&str]) {
         let name = &self.name;

@@ -186,24 +186,59 @@ fn parse(config: Value) -> EffectiveConfig {
     serde_json::from_value(config).unwrap()
 }
 
-fn assert_matches_kubeadm(config: Value, facts: &NodeFacts, goldens: [&str; 3]) {
-    let config = parse(config);
-    for (component, golden) in Component::ALL.into_iter().zip(goldens) {
-        let ours = manifest(&config, facts, component);
-        assert!(
-            ours == golden,
-            "{} differs from kubeadm's:\n--- kubeadm\n{golden}--- ours\n{ours}",
-            component.name()
-        );
+/// The releases with goldens (testdata/<case>/v1.<minor>/, by tests/golden/regenerate.sh): the
+/// case's config is rendered at each, as the release's kubeadm rendered it.
+const GOLDEN_RELEASES: [&str; 3] = ["v1.35.4", "v1.36.3", "v1.37.2"];
+
+fn assert_matches_kubeadm(mut config: Value, facts: &NodeFacts, goldens: [[&str; 3]; 3]) {
+    for (version, goldens) in GOLDEN_RELEASES.into_iter().zip(goldens) {
+        config["cluster"]["kubernetesVersion"] = json!(version);
+        let config = parse(config.clone());
+        for (component, golden) in Component::ALL.into_iter().zip(goldens) {
+            let ours = manifest(&config, facts, component);
+            assert!(
+                ours == golden,
+                "{} at {version} differs from kubeadm's:\n--- kubeadm\n{golden}--- ours\n{ours}",
+                component.name()
+            );
+        }
     }
+}
+
+macro_rules! goldens_at {
+    ($case:literal, $minor:literal) => {
+        [
+            include_str!(concat!(
+                "testdata/",
+                $case,
+                "/",
+                $minor,
+                "/kube-apiserver.yaml"
+            )),
+            include_str!(concat!(
+                "testdata/",
+                $case,
+                "/",
+                $minor,
+                "/kube-controller-manager.yaml"
+            )),
+            include_str!(concat!(
+                "testdata/",
+                $case,
+                "/",
+                $minor,
+                "/kube-scheduler.yaml"
+            )),
+        ]
+    };
 }
 
 macro_rules! goldens {
     ($case:literal) => {
         [
-            include_str!(concat!("testdata/", $case, "/kube-apiserver.yaml")),
-            include_str!(concat!("testdata/", $case, "/kube-controller-manager.yaml")),
-            include_str!(concat!("testdata/", $case, "/kube-scheduler.yaml")),
+            goldens_at!($case, "v1.35"),
+            goldens_at!($case, "v1.36"),
+            goldens_at!($case, "v1.37"),
         ]
     };
 }
@@ -586,10 +621,10 @@ fn external_etcd_without_client_certificates_sets_only_servers() {
 #[test]
 fn external_etcd_cert_dirs_skip_mounted_and_nested_directories() {
     let external = |files: [&str; 3]| ExternalEtcd {
-        endpoints: vec![],
         ca_file: files[0].into(),
         cert_file: files[1].into(),
         key_file: files[2].into(),
+        ..ExternalEtcd::default()
     };
     let pki = "/etc/kubernetes/pki";
     assert_eq!(

@@ -95,36 +95,50 @@ fn command_of(pod: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The releases with goldens (testdata/<case>/v1.<minor>/etcd.yaml, written by
+/// tests/golden/regenerate.sh with the real kubeadm of each): each case renders at each
+/// release as that release's kubeadm rendered it.
+const GOLDEN_RELEASES: [&str; 3] = ["v1.35.4", "v1.36.3", "v1.37.2"];
+
+fn assert_matches_kubeadm(mut config: Value, goldens: [&str; 3]) {
+    for (version, golden) in GOLDEN_RELEASES.into_iter().zip(goldens) {
+        config["cluster"]["kubernetesVersion"] = json!(version);
+        let ours = etcd_manifest(&parse(config.clone())).unwrap();
+        assert!(
+            ours == golden,
+            "etcd.yaml at {version} differs from kubeadm's:\n--- kubeadm\n{golden}--- ours\n{ours}"
+        );
+    }
+}
+
+macro_rules! goldens {
+    ($case:literal) => {
+        [
+            include_str!(concat!("testdata/", $case, "/v1.35/etcd.yaml")),
+            include_str!(concat!("testdata/", $case, "/v1.36/etcd.yaml")),
+            include_str!(concat!("testdata/", $case, "/v1.37/etcd.yaml")),
+        ]
+    };
+}
+
 #[test]
 fn default_manifest_is_kubeadms_byte_for_byte() {
-    assert_eq!(
-        etcd_manifest(&parse(default_config())).unwrap(),
-        include_str!("testdata/default/etcd.yaml")
-    );
+    assert_matches_kubeadm(default_config(), goldens!("default"));
 }
 
 #[test]
 fn custom_manifest_is_kubeadms_byte_for_byte() {
-    assert_eq!(
-        etcd_manifest(&parse(custom_config())).unwrap(),
-        include_str!("testdata/custom/etcd.yaml")
-    );
+    assert_matches_kubeadm(custom_config(), goldens!("custom"));
 }
 
 #[test]
 fn ipv6_manifest_is_kubeadms_byte_for_byte() {
-    assert_eq!(
-        etcd_manifest(&parse(ipv6_config())).unwrap(),
-        include_str!("testdata/ipv6/etcd.yaml")
-    );
+    assert_matches_kubeadm(ipv6_config(), goldens!("ipv6"));
 }
 
 #[test]
 fn edge_case_manifest_is_kubeadms_byte_for_byte() {
-    assert_eq!(
-        etcd_manifest(&parse(edge_config())).unwrap(),
-        include_str!("testdata/edge/etcd.yaml")
-    );
+    assert_matches_kubeadm(edge_config(), goldens!("edge"));
 }
 
 #[test]
@@ -230,7 +244,7 @@ fn user_arguments_replace_defaults_and_follow_them_in_the_users_order() {
         ]
     );
     assert!(!command.contains(&"--snapshot-count=10000"));
-    // etcd 3.5 still needs the experimental flags.
+    // kubeadm v1.35 gives etcd 3.5 the experimental flags.
     assert!(command.contains(&"--experimental-initial-corrupt-check=true"));
     assert!(command.contains(&"--experimental-watch-progress-notify-interval=5s"));
     let container = &pod["spec"]["containers"][0];
@@ -277,11 +291,30 @@ fn etcd_image_follows_the_kubernetes_minor() {
         image_tag(&config, &local_etcd(&config).unwrap())
     };
     assert_eq!(tag_for("v1.35.4"), "3.6.6-0");
-    assert_eq!(tag_for("v1.34.0"), "3.6.6-0");
-    assert_eq!(tag_for("v1.33.9"), "3.5.24-0");
-    assert_eq!(tag_for("v1.30.0"), "3.5.24-0");
-    assert_eq!(tag_for("v1.40.0"), "3.6.6-0");
-    assert_eq!(tag_for("latest"), "3.6.6-0");
+    assert_eq!(tag_for("v1.36.0"), "3.6.8-0");
+    assert_eq!(tag_for("v1.37.2"), "3.7.0-0");
+    assert_eq!(tag_for("v1.30.0"), "3.6.6-0");
+    assert_eq!(tag_for("v1.40.0"), "3.7.0-0");
+}
+
+#[test]
+fn from_v1_36_the_graduated_flags_whatever_the_image_tag() {
+    for (version, graduated) in [("v1.35.4", false), ("v1.36.3", true), ("v1.37.2", true)] {
+        let mut config = custom_config();
+        config["cluster"]["kubernetesVersion"] = json!(version);
+        let pod = pod(config);
+        let command = command_of(&pod);
+        assert_eq!(
+            command.contains(&"--feature-gates=InitialCorruptCheck=true"),
+            graduated,
+            "{version}"
+        );
+        assert_eq!(
+            command.contains(&"--experimental-initial-corrupt-check=true"),
+            !graduated,
+            "{version}"
+        );
+    }
 }
 
 #[test]

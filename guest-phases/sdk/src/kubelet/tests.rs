@@ -17,13 +17,31 @@ fn config(service_subnet: &str, kubelet: Option<Value>) -> EffectiveConfig {
     config
 }
 
+/// What each release's kubeadm prints for `kubeadm config print init-defaults
+/// --component-configs KubeletConfiguration` (tests/golden/regenerate.sh).
+const KUBEADM_DEFAULTS: [(&str, &str); 3] = [
+    (
+        "v1.35.4",
+        include_str!("testdata/kubelet-config-v1.35.yaml"),
+    ),
+    (
+        "v1.36.3",
+        include_str!("testdata/kubelet-config-v1.36.yaml"),
+    ),
+    (
+        "v1.37.2",
+        include_str!("testdata/kubelet-config-v1.37.yaml"),
+    ),
+];
+
 #[test]
-fn defaults_match_kubeadm_byte_for_byte() {
-    let kubelet = configuration(&config("10.96.0.0/12", None)).unwrap();
-    assert_eq!(
-        crate::yaml::to_string(&kubelet),
-        include_str!("testdata/kubelet-config.yaml")
-    );
+fn defaults_match_each_releases_kubeadm_byte_for_byte() {
+    for (version, kubeadm) in KUBEADM_DEFAULTS {
+        let mut config = config("10.96.0.0/12", None);
+        config.cluster.kubernetes_version = Some(version.into());
+        let kubelet = configuration(&config).unwrap();
+        assert_eq!(crate::yaml::to_string(&kubelet), kubeadm, "{version}");
+    }
 }
 
 #[test]
