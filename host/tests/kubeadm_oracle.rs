@@ -131,7 +131,7 @@ const OBJECTS: &[(&str, Option<&str>, &str, &str)] = &[
     ("clusterrolebinding", None, "kubeadm:get-nodes", "bootstraptoken/node/tlsbootstrap.go"),
     ("clusterrolebinding", None, "kubeadm:node-autoapprove-bootstrap", "bootstraptoken/node/tlsbootstrap.go"),
     ("clusterrolebinding", None, "kubeadm:node-autoapprove-certificate-rotation", "bootstraptoken/node/tlsbootstrap.go"),
-    ("clusterrolebinding", None, "kubeadm:apiserver-kubelet-client", "bootstraptoken/node/tlsbootstrap.go (v1.36+)"),
+    ("clusterrolebinding", None, "kubeadm:apiserver-kubelet-client", "bootstraptoken/node/tlsbootstrap.go"),
     ("configmap", Some("kube-public"), "cluster-info", "bootstraptoken/clusterinfo/clusterinfo.go"),
     ("role", Some("kube-public"), "kubeadm:bootstrap-signer-clusterinfo", "bootstraptoken/clusterinfo/clusterinfo.go"),
     ("rolebinding", Some("kube-public"), "kubeadm:bootstrap-signer-clusterinfo", "bootstraptoken/clusterinfo/clusterinfo.go"),
@@ -148,6 +148,32 @@ const OBJECTS: &[(&str, Option<&str>, &str, &str)] = &[
     ("configmap", Some("kube-system"), "kube-proxy", "addons/proxy/proxy.go"),
     ("daemonset", Some("kube-system"), "kube-proxy", "addons/proxy/proxy.go"),
 ];
+
+/// The objects of [`OBJECTS`] kubeadm creates only from a release on: (name, first minor).
+const NEWER_OBJECTS: [(&str, u64); 1] = [("kubeadm:apiserver-kubelet-client", 36)];
+
+/// The objects kubeadm `version`'s init creates.
+fn kubeadm_objects(
+    version: &str,
+) -> impl Iterator<
+    Item = &'static (
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+    ),
+> {
+    let minor: u64 = version
+        .split('.')
+        .nth(1)
+        .and_then(|minor| minor.parse().ok())
+        .unwrap_or(u64::MAX);
+    OBJECTS.iter().filter(move |(_, _, name, _)| {
+        NEWER_OBJECTS
+            .iter()
+            .all(|(newer, since)| newer != name || minor >= *since)
+    })
+}
 
 /// The certificates init writes under the certificates dir (`.crt`; each with its `.key`).
 const CERTIFICATES: &[(&str, &str)] = &[
@@ -296,7 +322,7 @@ fn run(sides: &[Side<'_>; 2], version: &str, started: Instant) -> Result<Report>
         report.compare(&format!("{path} (node file)"), &a?, &b?);
     }
     compare_object_names(&mut report, sides, &tokens)?;
-    compare_objects(&mut report, sides, &tokens)?;
+    compare_objects(&mut report, sides, version, &tokens)?;
     compare_identities(&mut report, sides)?;
     compare_leases(&mut report, sides)?;
     compare_check_expiration(&mut report, sides)?;
@@ -1083,13 +1109,14 @@ fn normalise_cluster_info(config_map: &mut Value, ca_pem: &str) -> Result<()> {
 fn compare_objects(
     report: &mut Report,
     sides: &[Side<'_>; 2],
+    version: &str,
     tokens: &[Vec<(String, &'static str)>; 2],
 ) -> Result<()> {
     let [a, b] = [0, 1].map(|i| -> Result<BTreeMap<String, Value>> {
         let side = &sides[i];
         let mut objects = BTreeMap::new();
         let mut groups: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
-        for (resource, namespace, name, _) in OBJECTS {
+        for (resource, namespace, name, _) in kubeadm_objects(version) {
             groups
                 .entry(*namespace)
                 .or_default()
@@ -1152,8 +1179,7 @@ fn compare_objects(
     });
     let (a, b) = (a?, b?);
     for key in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
-        let source = OBJECTS
-            .iter()
+        let source = kubeadm_objects(version)
             .find(|(resource, namespace, name, _)| {
                 key == &format!(
                     "{}{resource}/{name}",
