@@ -14,9 +14,6 @@ use std::process::{Command, Output};
 
 use kubeforge_testenv::{testenv_bin_dir, testenv_bin_dir_for};
 
-/// The releases compared: the default one and the one before it (the test env builds both).
-const RELEASES: [&str; 2] = ["v1.37.2", "v1.36.3"];
-
 /// The real kubeadm of `version`.
 fn kubeadm(version: &str) -> PathBuf {
     let bin = if version == kubeforge_api::release::DEFAULT_KUBERNETES_VERSION {
@@ -117,68 +114,77 @@ fn migrate_inputs(version: &str) -> Vec<(&'static str, &'static str)> {
     inputs
 }
 
+// One test per release, named by it: `make test` runs the older release's tests once its test
+// env is built (tests/run-all.sh).
 #[test]
-fn migrate_writes_what_kubeadm_writes() {
-    for version in RELEASES {
-        let kubeadm = kubeadm(version);
-        for (name, text) in migrate_inputs(version) {
-            let dir = tempfile::tempdir().unwrap();
-            let old = write_input(dir.path(), "old.yaml", text, version);
-            let experimental: &[&str] = if name == "v1" {
-                &["--allow-experimental-api"]
-            } else {
-                &[]
-            };
-            let theirs = dir.path().join("kubeadm.yaml");
-            let output = run(Command::new(&kubeadm)
-                .args(["config", "migrate", "--old-config"])
-                .arg(&old)
-                .arg("--new-config")
-                .arg(&theirs)
-                .args(experimental));
-            assert!(
-                output.status.success(),
-                "kubeadm {version} {name}: {output:?}"
-            );
-            let ours = dir.path().join("kubeforge.yaml");
-            let output = kubeforge(
+fn migrate_writes_what_kubeadm_v1_37_writes() {
+    migrate_writes_what_kubeadm_writes("v1.37.2");
+}
+
+#[test]
+fn migrate_writes_what_kubeadm_v1_36_writes() {
+    migrate_writes_what_kubeadm_writes("v1.36.3");
+}
+
+fn migrate_writes_what_kubeadm_writes(version: &str) {
+    let kubeadm = kubeadm(version);
+    for (name, text) in migrate_inputs(version) {
+        let dir = tempfile::tempdir().unwrap();
+        let old = write_input(dir.path(), "old.yaml", text, version);
+        let experimental: &[&str] = if name == "v1" {
+            &["--allow-experimental-api"]
+        } else {
+            &[]
+        };
+        let theirs = dir.path().join("kubeadm.yaml");
+        let output = run(Command::new(&kubeadm)
+            .args(["config", "migrate", "--old-config"])
+            .arg(&old)
+            .arg("--new-config")
+            .arg(&theirs)
+            .args(experimental));
+        assert!(
+            output.status.success(),
+            "kubeadm {version} {name}: {output:?}"
+        );
+        let ours = dir.path().join("kubeforge.yaml");
+        let output = kubeforge(
+            &[
                 &[
-                    &[
-                        "config",
-                        "migrate",
-                        "--old-config",
-                        old.to_str().unwrap(),
-                        "--new-config",
-                        ours.to_str().unwrap(),
-                        "--kubernetes-version",
-                        version,
-                    ][..],
-                    experimental,
-                ]
-                .concat(),
-            );
-            assert!(
-                output.status.success(),
-                "kubeforge {version} {name}: {output:?}"
-            );
-            assert!(output.stdout.is_empty(), "{output:?}");
-            let mut expected = without_random_token(&std::fs::read_to_string(&theirs).unwrap());
-            if version == "v1.36.3" {
-                // kubeadm v1.36 writes a zero control-plane wait for a v1beta4
-                // ClusterConfiguration; kubeforge keeps the InitConfiguration's (here the
-                // default). The unit tests pin this against every release's golden file.
-                expected = expected.replacen(
-                    "  controlPlaneComponentHealthCheck: 0s\n",
-                    "  controlPlaneComponentHealthCheck: 4m0s\n",
-                    1,
-                );
-            }
-            assert_eq!(
-                without_random_token(&std::fs::read_to_string(&ours).unwrap()),
-                expected,
-                "{version} {name}"
+                    "config",
+                    "migrate",
+                    "--old-config",
+                    old.to_str().unwrap(),
+                    "--new-config",
+                    ours.to_str().unwrap(),
+                    "--kubernetes-version",
+                    version,
+                ][..],
+                experimental,
+            ]
+            .concat(),
+        );
+        assert!(
+            output.status.success(),
+            "kubeforge {version} {name}: {output:?}"
+        );
+        assert!(output.stdout.is_empty(), "{output:?}");
+        let mut expected = without_random_token(&std::fs::read_to_string(&theirs).unwrap());
+        if version == "v1.36.3" {
+            // kubeadm v1.36 writes a zero control-plane wait for a v1beta4
+            // ClusterConfiguration; kubeforge keeps the InitConfiguration's (here the
+            // default). The unit tests pin this against every release's golden file.
+            expected = expected.replacen(
+                "  controlPlaneComponentHealthCheck: 0s\n",
+                "  controlPlaneComponentHealthCheck: 4m0s\n",
+                1,
             );
         }
+        assert_eq!(
+            without_random_token(&std::fs::read_to_string(&ours).unwrap()),
+            expected,
+            "{version} {name}"
+        );
     }
 }
 
@@ -331,52 +337,59 @@ scheduler:
 ];
 
 #[test]
-fn validate_agrees_with_kubeadm() {
-    for version in RELEASES {
-        let kubeadm = kubeadm(version);
-        let own_cases: &[ValidateCase] = if version == "v1.37.2" {
-            &V1_37_CASES
-        } else {
-            &V1_36_CASES
-        };
-        for case in VALIDATE_CASES.iter().chain(own_cases) {
-            let context = format!("{version}: {}", case.name);
-            let dir = tempfile::tempdir().unwrap();
-            let text = case.text.replace("KUBERNETES_VERSION", version);
-            let file = write_input(dir.path(), "kubeadm.yaml", &text, version);
-            let theirs = run(Command::new(&kubeadm)
-                .args(["config", "validate", "--config"])
-                .arg(&file)
-                .args(case.flags));
-            let ours = kubeforge(
-                &[
-                    &["config", "validate", "--config", file.to_str().unwrap()][..],
-                    case.flags,
-                ]
-                .concat(),
-            );
-            let their_error = String::from_utf8_lossy(&theirs.stderr);
-            let our_error = String::from_utf8_lossy(&ours.stderr);
-            match case.refused_with_kubeadms_message {
-                None => {
-                    assert!(theirs.status.success(), "{context}: kubeadm: {their_error}");
-                    assert!(ours.status.success(), "{context}: kubeforge: {our_error}");
-                    assert_eq!(ours.stdout, theirs.stdout, "{context}");
-                    assert_eq!(ours.stdout, b"ok\n", "{context}");
-                }
-                Some(same_message) => {
-                    assert!(!theirs.status.success(), "{context}: kubeadm accepted it");
-                    assert!(!ours.status.success(), "{context}: kubeforge accepted it");
-                    let message = their_error
-                        .lines()
-                        .find_map(|line| line.strip_prefix("error: "))
-                        .unwrap_or_else(|| panic!("{context}: kubeadm said {their_error}"));
-                    if same_message {
-                        assert!(
-                            our_error.contains(message),
-                            "{context}: kubeadm said {message:?}, kubeforge {our_error:?}"
-                        );
-                    }
+fn validate_agrees_with_kubeadm_v1_37() {
+    validate_agrees_with_kubeadm("v1.37.2");
+}
+
+#[test]
+fn validate_agrees_with_kubeadm_v1_36() {
+    validate_agrees_with_kubeadm("v1.36.3");
+}
+
+fn validate_agrees_with_kubeadm(version: &str) {
+    let kubeadm = kubeadm(version);
+    let own_cases: &[ValidateCase] = if version == "v1.37.2" {
+        &V1_37_CASES
+    } else {
+        &V1_36_CASES
+    };
+    for case in VALIDATE_CASES.iter().chain(own_cases) {
+        let context = format!("{version}: {}", case.name);
+        let dir = tempfile::tempdir().unwrap();
+        let text = case.text.replace("KUBERNETES_VERSION", version);
+        let file = write_input(dir.path(), "kubeadm.yaml", &text, version);
+        let theirs = run(Command::new(&kubeadm)
+            .args(["config", "validate", "--config"])
+            .arg(&file)
+            .args(case.flags));
+        let ours = kubeforge(
+            &[
+                &["config", "validate", "--config", file.to_str().unwrap()][..],
+                case.flags,
+            ]
+            .concat(),
+        );
+        let their_error = String::from_utf8_lossy(&theirs.stderr);
+        let our_error = String::from_utf8_lossy(&ours.stderr);
+        match case.refused_with_kubeadms_message {
+            None => {
+                assert!(theirs.status.success(), "{context}: kubeadm: {their_error}");
+                assert!(ours.status.success(), "{context}: kubeforge: {our_error}");
+                assert_eq!(ours.stdout, theirs.stdout, "{context}");
+                assert_eq!(ours.stdout, b"ok\n", "{context}");
+            }
+            Some(same_message) => {
+                assert!(!theirs.status.success(), "{context}: kubeadm accepted it");
+                assert!(!ours.status.success(), "{context}: kubeforge accepted it");
+                let message = their_error
+                    .lines()
+                    .find_map(|line| line.strip_prefix("error: "))
+                    .unwrap_or_else(|| panic!("{context}: kubeadm said {their_error}"));
+                if same_message {
+                    assert!(
+                        our_error.contains(message),
+                        "{context}: kubeadm said {message:?}, kubeforge {our_error:?}"
+                    );
                 }
             }
         }
