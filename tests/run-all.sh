@@ -20,10 +20,14 @@ export KUBEFORGE_TESTENV_BIN
 
 older_log=$(mktemp -t kubeforge-testenv-older.XXXXXX)
 trap 'rm -f "$older_log"' EXIT
-# In a session of its own, so a failed run stops the whole build with it.
-setsid bash -c 'for release; do nice -n 19 tests/testenv/build.sh "$release" >/dev/null || exit 1; done' \
-	run-all "$@" >"$older_log" 2>&1 &
+# A process group of its own (job control), so a failed run stops the whole build with it; not a
+# session of its own: the kernel's autogroups would give a new session an equal share of the CPU
+# whatever its nice value, and the build would halve the tests' build (measured: 23 min, not 12).
+set -m
+(for release; do nice -n 19 tests/testenv/build.sh "$release" >/dev/null || exit 1; done) \
+	>"$older_log" 2>&1 &
 older_build=$!
+set +m
 
 skips=()
 for release in "$@"; do skips+=(--skip "$(test_name_of "$release")"); done
